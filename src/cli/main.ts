@@ -1,0 +1,113 @@
+// The `nanoproxy` command line: one subcommand per job.
+
+import { parseArgs, type ParseArgsConfig } from 'node:util'
+import { NanoProxyError } from '../errors.ts'
+import { VERSION } from '../version.ts'
+import { runProxy } from './proxy-command.ts'
+import { runRoutes } from './routes-command.ts'
+import { runValidate } from './validate-command.ts'
+
+const USAGE = `nanoproxy ${VERSION}: HTTP reverse proxy and Kubernetes ingress controller
+
+Usage:
+  nanoproxy proxy [-c FILE]     run the reverse proxy (config: -c, else CONF_FILE, else ./config.yaml)
+  nanoproxy validate FILE       check a config file; print every problem as file:line:column
+  nanoproxy routes FILE         print the compiled routing table in match order
+
+Options:
+  -c, --config FILE   config file (the Go-style -config FILE also works)
+  -h, --help          show help
+  -v, --version       show the version
+
+Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60),
+  SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, TLS_SKIP_VERIFY, CONFIG_B64,
+  CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (on|off).
+See docs/configuration.md.
+`
+
+const COMMAND_HELP: Record<string, string> = {
+  proxy: `Usage: nanoproxy proxy [-c FILE]
+
+Runs the reverse proxy. The config file is watched and reloaded when it
+changes; a file that fails validation is rejected whole and the last good
+config keeps serving. SIGTERM/SIGINT drain in-flight requests, then exit.
+`,
+  validate: `Usage: nanoproxy validate FILE
+
+Checks FILE as the proxy would load it. Exits 0 if it is valid; otherwise
+prints every problem as FILE:LINE:COLUMN: message and exits 1.
+`,
+  routes: `Usage: nanoproxy routes FILE
+
+Prints the routing table compiled from FILE: for each host, the rules that
+can answer it in the order they are tried (the first match wins).
+`,
+}
+
+const OPTIONS = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+  version: { type: 'boolean', short: 'v' },
+} satisfies ParseArgsConfig['options']
+
+export async function main(argv: string[]): Promise<number> {
+  // The original NanoProxy took Go-style flags: `-config FILE`.
+  const args = argv.map((a) => (a === '-config' ? '--config' : a.startsWith('-config=') ? `-${a}` : a))
+  let parsed
+  try {
+    parsed = parseArgs({ args, options: OPTIONS, allowPositionals: true, strict: true })
+  } catch (err) {
+    process.stderr.write(`nanoproxy: ${(err as Error).message}\n\n${USAGE}`)
+    return 2
+  }
+  const { values, positionals } = parsed
+  // `nanoproxy -c FILE` with no subcommand runs the proxy, as the original binary did.
+  const command = positionals[0] ?? (values.config !== undefined ? 'proxy' : undefined)
+  const rest = positionals.slice(1)
+
+  if (values.version) {
+    process.stdout.write(`nanoproxy ${VERSION}\n`)
+    return 0
+  }
+  if (values.help || command === 'help') {
+    const topic = command === 'help' ? rest[0] : command
+    process.stdout.write((topic && COMMAND_HELP[topic]) || USAGE)
+    return 0
+  }
+
+  switch (command) {
+    case 'proxy':
+      if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0])}`, 'proxy')
+      await runProxy({ config: values.config }, process.env)
+      return -1 // keeps running; exits on a signal
+    case 'validate':
+    case 'routes': {
+      const file = rest[0] ?? values.config
+      if (file === undefined || rest.length > 1) return usageError('expects exactly one FILE', command)
+      return command === 'validate' ? runValidate(file) : runRoutes(file)
+    }
+    case undefined:
+      process.stderr.write(USAGE)
+      return 2
+    default:
+      return usageError(`unknown command ${JSON.stringify(command)}`)
+  }
+}
+
+function usageError(message: string, command?: string): number {
+  process.stderr.write(`nanoproxy${command ? ` ${command}` : ''}: ${message}\n\n${(command && COMMAND_HELP[command]) || USAGE}`)
+  return 2
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code >= 0) process.exitCode = code
+  },
+  (err: unknown) => {
+    // Start-up failures: one clear message for a human, no stack trace
+    // unless the error is a bug (not one of ours).
+    const message = err instanceof NanoProxyError ? err.message : ((err as Error)?.stack ?? String(err))
+    process.stderr.write(`nanoproxy: ${message}\n`)
+    process.exit(1)
+  },
+)

@@ -1,0 +1,136 @@
+// `nanoproxy proxy`: load the config, serve, hot-reload, shut down gracefully.
+
+import type { Server } from 'node:http'
+import { FileWatcher } from '../config/file-watcher.ts'
+import { configPath, ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
+import { loadConfigFile, parseConfig } from '../config/load.ts'
+import { ConfigError } from '../errors.ts'
+import { createLogger, type Logger } from '../log.ts'
+import { ProxyContext } from '../proxy/proxy-context.ts'
+import { RequestHandler } from '../proxy/request-handler.ts'
+import { createProxyServer, drain, listen } from '../proxy/server.ts'
+import { certificateFiles, checkCertificate, loadCertificate, TLS_POLICY } from '../proxy/tls.ts'
+import { UpstreamPools } from '../proxy/upstream-pools.ts'
+import { readProxySettings } from '../settings.ts'
+import { VERSION } from '../version.ts'
+
+export interface ProxyOptions {
+  config?: string | undefined
+}
+
+export async function runProxy(options: ProxyOptions, env: Record<string, string | undefined>): Promise<void> {
+  const settings = readProxySettings(env)
+  const log = createLogger({ debug: settings.debug })
+  const file = configPath(options.config, env)
+
+  if (settings.configB64) {
+    writeConfigB64(file, settings.configB64)
+    log.info({ config: file }, 'config from CONFIG_B64 written to the config file')
+  }
+  if (ensureConfigFile(file)) {
+    log.warn({ config: file }, 'config file not found: created it empty; every request gets 404 until rules are added')
+  }
+  const { config, text } = await loadConfigFile(file)
+  const tls = settings.certPath ? loadCertificate(settings.certPath) : undefined
+
+  const pools = new UpstreamPools(settings, log)
+  const ctx = new ProxyContext(settings, log, pools)
+  ctx.apply(config)
+  const handler = new RequestHandler(ctx)
+  const server = createProxyServer(ctx, handler, tls)
+  const port = await listen(server, settings.port)
+  log.info(
+    {
+      version: VERSION,
+      port,
+      tls: tls !== undefined,
+      config: file,
+      upstreams: config.upstreams.length,
+      rules: config.rules.length,
+      timeout_s: settings.timeoutMs / 1000,
+      trusted_proxies: settings.trustedProxiesText,
+    },
+    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
+  )
+  if (config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
+
+  const configWatcher = new FileWatcher({
+    files: [file],
+    log,
+    onChange: ([content]) => reloadConfig(ctx, log, file, content),
+  })
+  await configWatcher.start([Buffer.from(text)])
+
+  let certWatcher: FileWatcher | undefined
+  if (settings.certPath && tls) {
+    const certPath = settings.certPath
+    certWatcher = new FileWatcher({
+      files: certificateFiles(certPath),
+      log,
+      onChange: ([cert, key]) => reloadCertificate(server, log, certPath, cert, key),
+    })
+    await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
+  }
+
+  let stopping = false
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log.warn({ signal }, 'second signal: exiting now')
+      process.exit(1)
+    }
+    stopping = true
+    log.info({ signal, grace_s: settings.shutdownTimeoutMs / 1000, in_flight: handler.active }, 'shutting down')
+    configWatcher.stop()
+    certWatcher?.stop()
+    void drain(server, ctx, handler, settings.shutdownTimeoutMs).then(async (clean) => {
+      if (clean) await pools.closeAll()
+      else await pools.destroyAll()
+      log.info({ clean }, clean ? 'shutdown complete' : 'grace period over: remaining connections closed')
+      process.exit(0)
+    })
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buffer | undefined): void {
+  if (content === undefined) {
+    log.warn({ config: file }, 'config file is missing: keeping the last good config')
+    return
+  }
+  const started = performance.now()
+  try {
+    const config = parseConfig(content.toString('utf8'), file)
+    ctx.apply(config)
+    log.info(
+      {
+        config: file,
+        upstreams: config.upstreams.length,
+        rules: config.rules.length,
+        duration_ms: Math.round((performance.now() - started) * 100) / 100,
+      },
+      'config reloaded',
+    )
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      log.error({ config: file, code: err.code, problems: err.message.split('\n') }, 'config rejected: keeping the last good config')
+    } else {
+      log.error({ err, config: file }, 'config reload failed: keeping the last good config')
+    }
+  }
+}
+
+function reloadCertificate(server: Server, log: Logger, certPath: string, cert: Buffer | undefined, key: Buffer | undefined): void {
+  if (!cert || !key) {
+    log.warn({ cert_path: certPath }, 'certificate or key missing: keeping the current certificate')
+    return
+  }
+  try {
+    const options = checkCertificate(cert, key, certPath)
+    // https.Server has setSecureContext; typed here via the TLS server it extends.
+    ;(server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, ...TLS_POLICY })
+    log.info({ cert_path: certPath }, 'certificate reloaded')
+  } catch (err) {
+    log.error({ err, cert_path: certPath }, 'new certificate rejected: keeping the current one')
+  }
+}

@@ -1,0 +1,122 @@
+// Watching files that other programs replace: the config file, certificates.
+//
+// Editors save by writing a temporary file and renaming it over the old one;
+// Kubernetes updates ConfigMap and Secret volumes by swapping a `..data`
+// symlink. Watching the file itself loses track after the first such swap
+// (the watched inode is gone), so the *directory* is watched, events are
+// debounced, the files are read again and their content compared with what
+// was last seen: only a real change is reported, however many events fired.
+// A slow stat poll backs inotify up (e.g. on file systems that do not
+// deliver events, or if the directory itself was replaced).
+
+import { watch, type FSWatcher } from 'node:fs'
+import { readFile, stat } from 'node:fs/promises'
+import { dirname } from 'node:path'
+import type { Logger } from '../log.ts'
+
+export interface FileWatcherOptions {
+  files: readonly string[]
+  /** Called with the new contents (undefined for a file that is missing). */
+  onChange: (contents: (Buffer | undefined)[]) => void
+  log: Logger
+  debounceMs?: number
+  pollMs?: number
+}
+
+export class FileWatcher {
+  private readonly opts: Required<FileWatcherOptions>
+  private watchers: FSWatcher[] = []
+  private timer: NodeJS.Timeout | undefined
+  private poll: NodeJS.Timeout | undefined
+  private last: (Buffer | undefined)[] = []
+  private lastStat = ''
+  private checking = false
+  private again = false
+
+  constructor(opts: FileWatcherOptions) {
+    this.opts = { debounceMs: 100, pollMs: 2000, ...opts }
+  }
+
+  /** Starts watching; `initial` is the content already loaded (no change is reported for it). */
+  async start(initial?: (Buffer | undefined)[]): Promise<void> {
+    this.last = initial ?? (await this.readAll())
+    this.lastStat = await this.statKey()
+    for (const dir of new Set(this.opts.files.map((f) => dirname(f)))) {
+      try {
+        const w = watch(dir, { persistent: false }, () => this.schedule())
+        w.on('error', (err) => this.opts.log.warn({ err, dir }, 'directory watch failed; falling back to polling'))
+        this.watchers.push(w)
+      } catch (err) {
+        this.opts.log.warn({ err, dir }, 'cannot watch directory; falling back to polling')
+      }
+    }
+    this.poll = setInterval(() => void this.pollStat(), this.opts.pollMs)
+    this.poll.unref()
+  }
+
+  stop(): void {
+    for (const w of this.watchers) w.close()
+    this.watchers = []
+    clearTimeout(this.timer)
+    clearInterval(this.poll)
+  }
+
+  private schedule(): void {
+    clearTimeout(this.timer)
+    this.timer = setTimeout(() => void this.check(), this.opts.debounceMs)
+    this.timer.unref()
+  }
+
+  private async pollStat(): Promise<void> {
+    const key = await this.statKey()
+    if (key !== this.lastStat) this.schedule()
+  }
+
+  private async check(): Promise<void> {
+    // One check at a time; a change arriving meanwhile triggers one more.
+    if (this.checking) {
+      this.again = true
+      return
+    }
+    this.checking = true
+    try {
+      this.lastStat = await this.statKey()
+      const contents = await this.readAll()
+      const changed = contents.some((c, i) => !sameContent(c, this.last[i]))
+      if (changed) {
+        this.last = contents
+        this.opts.onChange(contents)
+      }
+    } catch (err) {
+      this.opts.log.error({ err }, 'reading watched files failed')
+    } finally {
+      this.checking = false
+      if (this.again) {
+        this.again = false
+        this.schedule()
+      }
+    }
+  }
+
+  private readAll(): Promise<(Buffer | undefined)[]> {
+    return Promise.all(this.opts.files.map((f) => readFile(f).catch(() => undefined)))
+  }
+
+  /** Identity of the files as they are now (follows symlinks): inode, size, mtime. */
+  private async statKey(): Promise<string> {
+    const parts = await Promise.all(
+      this.opts.files.map((f) =>
+        stat(f).then(
+          (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
+          () => 'missing',
+        ),
+      ),
+    )
+    return parts.join('|')
+  }
+}
+
+function sameContent(a: Buffer | undefined, b: Buffer | undefined): boolean {
+  if (a === undefined || b === undefined) return a === b
+  return a.equals(b)
+}

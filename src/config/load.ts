@@ -1,0 +1,256 @@
+// Parse and validate a config file, all or nothing.
+//
+// Every problem is reported with the line and column it stands at, and one
+// bad field rejects the whole file: a half-applied config is worse than the
+// previous good one (the same stance as `nginx -t` before a reload).
+
+import { readFile } from 'node:fs/promises'
+import { Ajv, type ErrorObject } from 'ajv'
+import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
+import { ConfigError, type ConfigProblem } from '../errors.ts'
+import { configSchema, PATTERN_HINTS, type MatchMode, type ProxyConfig, type Scheme } from './schema.ts'
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true })
+const validateSchema = ajv.compile(configSchema)
+
+interface RawUpstream {
+  name: string
+  host: string
+  port?: number
+  scheme?: Scheme
+  noHostRewrite?: boolean
+}
+interface RawRule {
+  upstream: string
+  path?: string
+  host?: string
+  matchMode?: MatchMode
+  stripPath?: boolean
+}
+interface RawConfig {
+  upstreams?: RawUpstream[] | null
+  rules?: RawRule[] | null
+}
+
+/** Reads and validates `file`; throws ConfigError naming every problem. */
+export async function loadConfigFile(file: string): Promise<{ config: ProxyConfig; text: string }> {
+  let text: string
+  try {
+    text = await readFile(file, 'utf8')
+  } catch (err) {
+    throw new ConfigError(file, [{ line: 0, column: 0, message: `cannot read file: ${(err as Error).message}` }])
+  }
+  return { config: parseConfig(text, file), text }
+}
+
+/** Parses YAML text into a validated config with defaults applied. */
+export function parseConfig(text: string, file = '<config>'): ProxyConfig {
+  const lineCounter = new LineCounter()
+  const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
+  const at = (offset: number): { line: number; column: number } => {
+    const pos = lineCounter.linePos(offset)
+    return { line: pos.line, column: pos.col }
+  }
+
+  if (!Array.isArray(docs)) {
+    // EmptyStream: an empty file is a valid, empty config (every request gets 404).
+    return { upstreams: [], rules: [] }
+  }
+  const problems: ConfigProblem[] = []
+  for (const doc of docs) {
+    for (const e of [...doc.errors, ...doc.warnings]) {
+      problems.push({ ...at(e.pos[0]), message: e.message.split('\n')[0] ?? e.message })
+    }
+  }
+  if (docs.length > 1) {
+    const second = docs[1]
+    problems.push({ ...at(second?.range[0] ?? 0), message: 'the config file must hold a single YAML document' })
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems)
+
+  const doc = docs[0]
+  if (!doc) return { upstreams: [], rules: [] }
+  const raw = doc.toJS({ maxAliasCount: 100 }) as unknown
+
+  if (!validateSchema(raw)) {
+    for (const err of validateSchema.errors ?? []) {
+      problems.push(schemaProblem(doc, raw, err, at))
+    }
+  }
+
+  const config = raw as RawConfig | null
+  const upstreams = listOf<RawUpstream>(config?.upstreams)
+  const rules = listOf<RawRule>(config?.rules)
+
+  // Checks that span fields: names are unique and every rule's upstream exists.
+  const seen = new Set<string>()
+  upstreams.forEach((u, i) => {
+    if (typeof u.name !== 'string') return
+    if (seen.has(u.name)) {
+      problems.push({ ...nodePos(doc, ['upstreams', i, 'name'], at), message: `duplicate upstream name "${u.name}"` })
+    }
+    seen.add(u.name)
+  })
+  rules.forEach((r, i) => {
+    if (typeof r.upstream === 'string' && r.upstream !== '' && !seen.has(r.upstream)) {
+      const known = [...seen].map((n) => `"${n}"`).join(', ') || 'none are defined'
+      problems.push({
+        ...nodePos(doc, ['rules', i, 'upstream'], at),
+        message: `rule ${i + 1} names upstream "${r.upstream}", which is not defined (upstreams: ${known})`,
+      })
+    }
+  })
+  if (problems.length > 0) throw new ConfigError(file, dedupe(problems))
+
+  return {
+    upstreams: upstreams.map((u) => {
+      const scheme = u.scheme ?? 'http'
+      return {
+        name: u.name,
+        host: u.host.replace(/^\[(.*)\]$/, '$1'),
+        port: u.port ?? (scheme === 'https' ? 443 : 80),
+        scheme,
+        noHostRewrite: u.noHostRewrite ?? false,
+      }
+    }),
+    rules: rules.map((r) => ({
+      upstream: r.upstream,
+      path: r.path ?? '/',
+      host: normaliseRuleHost(r.host ?? ''),
+      matchMode: r.matchMode ?? 'prefix',
+      stripPath: r.stripPath ?? false,
+    })),
+  }
+}
+
+/** Hosts compare case-insensitively (RFC 9110 §4.2.3); a trailing dot names the same host. */
+function normaliseRuleHost(host: string): string {
+  const h = host.toLowerCase()
+  return h.endsWith('.') ? h.slice(0, -1) : h
+}
+
+type PathKey = string | number
+
+/** The entries of a list that are mappings (the schema reports the rest). */
+function listOf<T>(v: unknown): T[] {
+  return Array.isArray(v) ? (v.filter((x) => x !== null && typeof x === 'object') as T[]) : []
+}
+
+function nodePos(doc: Document, path: PathKey[], at: (o: number) => { line: number; column: number }) {
+  // Walk up until a node with a source range is found (a missing field has none).
+  for (let n = path.length; n >= 0; n--) {
+    const node = n === 0 ? doc.contents : (doc.getIn(path.slice(0, n), true) as Node | undefined)
+    if (node && typeof node === 'object' && 'range' in node && node.range) {
+      return at(node.range[0])
+    }
+  }
+  return { line: 1, column: 1 }
+}
+
+function schemaProblem(
+  doc: Document,
+  raw: unknown,
+  err: ErrorObject,
+  at: (o: number) => { line: number; column: number },
+): ConfigProblem {
+  const path: PathKey[] = err.instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
+  const where = describe(path)
+  const field = String(path[path.length - 1] ?? '')
+  const params = err.params as Record<string, unknown>
+
+  switch (err.keyword) {
+    case 'additionalProperties': {
+      const key = String(params.additionalProperty)
+      const allowed = allowedKeys(path)
+      return {
+        ...keyPos(doc, path, key, at),
+        message: `unknown field "${key}"${where ? ` in ${where}` : ''}${allowed ? ` (allowed: ${allowed})` : ''}`,
+      }
+    }
+    case 'required':
+      return {
+        ...nodePos(doc, path, at),
+        message: `${where || 'config'} is missing required field "${String(params.missingProperty)}"`,
+      }
+    case 'enum':
+      return {
+        ...nodePos(doc, path, at),
+        message: `${where}: "${String(valueAt(raw, path))}" is not valid for ${field}; expected one of ${(params.allowedValues as string[]).join(', ')}`,
+      }
+    case 'pattern':
+      return {
+        ...nodePos(doc, path, at),
+        message: `${where}: ${JSON.stringify(valueAt(raw, path))} ${PATTERN_HINTS[field] ?? 'has an invalid format'}`,
+      }
+    case 'type':
+      return {
+        ...nodePos(doc, path, at),
+        message: `${where || 'config'} must be ${typeWords(params.type)}, not ${describeValue(valueAt(raw, path))}`,
+      }
+    default:
+      return { ...nodePos(doc, path, at), message: `${where || 'config'} ${err.message ?? 'is invalid'}` }
+  }
+}
+
+function keyPos(doc: Document, path: PathKey[], key: string, at: (o: number) => { line: number; column: number }) {
+  const parent = path.length === 0 ? doc.contents : doc.getIn(path, true)
+  if (isMap(parent)) {
+    for (const item of parent.items) {
+      if (isPair(item) && isScalar(item.key) && String(item.key.value) === key && item.key.range) {
+        return at(item.key.range[0])
+      }
+    }
+  }
+  return nodePos(doc, path, at)
+}
+
+function allowedKeys(path: PathKey[]): string {
+  const section = path[0]
+  if (path.length === 0) return 'upstreams, rules'
+  if (section === 'upstreams') return Object.keys(configSchema.properties.upstreams.items.properties).join(', ')
+  if (section === 'rules') return Object.keys(configSchema.properties.rules.items.properties).join(', ')
+  return ''
+}
+
+function valueAt(raw: unknown, path: PathKey[]): unknown {
+  let v = raw
+  for (const k of path) v = (v as Record<PathKey, unknown> | null)?.[k]
+  return v
+}
+
+function describe(path: PathKey[]): string {
+  if (path.length === 0) return ''
+  const [section, index, field] = path
+  const noun = section === 'upstreams' ? 'upstream' : section === 'rules' ? 'rule' : String(section)
+  if (typeof index !== 'number') return String(section)
+  return field === undefined ? `${noun} ${index + 1}` : `${noun} ${index + 1} field "${String(field)}"`
+}
+
+function typeWords(t: unknown): string {
+  const list = (Array.isArray(t) ? t : [t]).filter((x) => x !== 'null').map(String)
+  const words = list.map((x) => (x === 'object' ? 'a mapping' : x === 'array' ? 'a list' : x === 'integer' ? 'an integer' : `a ${x}`))
+  return words.join(' or ')
+}
+
+function describeValue(v: unknown): string {
+  if (v === null || v === undefined) return 'empty'
+  if (Array.isArray(v)) return 'a list'
+  if (typeof v === 'object') return 'a mapping'
+  return `${typeof v} ${JSON.stringify(v)}`
+}
+
+function dedupe(problems: ConfigProblem[]): ConfigProblem[] {
+  const seen = new Set<string>()
+  return problems
+    .filter((p) => {
+      const k = `${p.line}:${p.column}:${p.message}`
+      if (seen.has(k)) return false
+      seen.add(k)
+      return true
+    })
+    .sort((a, b) => a.line - b.line || a.column - b.column)
+}

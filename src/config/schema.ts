@@ -1,0 +1,89 @@
+// The config file's schema and the typed config it produces.
+//
+// Field names and defaults are those of the original NanoProxy README:
+// upstream port 80/443 by scheme, scheme http, matchMode prefix,
+// stripPath false, an empty rule host matches every host.
+
+export type Scheme = 'http' | 'https'
+
+/**
+ * - `prefix`: the original NanoProxy's plain string prefix (`/api` matches `/apix`).
+ * - `exact`: the whole path is equal (case-sensitive).
+ * - `pathPrefix`: Kubernetes `Prefix`, element-wise on `/`-separated segments
+ *   (kubernetes.io/docs/concepts/services-networking/ingress/#path-types).
+ */
+export type MatchMode = 'prefix' | 'exact' | 'pathPrefix'
+
+export const MATCH_MODES: readonly MatchMode[] = ['prefix', 'exact', 'pathPrefix']
+export const SCHEMES: readonly Scheme[] = ['http', 'https']
+
+export interface UpstreamConfig {
+  name: string
+  host: string
+  port: number
+  scheme: Scheme
+  noHostRewrite: boolean
+}
+
+export interface RuleConfig {
+  upstream: string
+  path: string
+  /** Lower-case host without port; '' matches every host; `*.example.com` one label. */
+  host: string
+  matchMode: MatchMode
+  stripPath: boolean
+}
+
+export interface ProxyConfig {
+  upstreams: UpstreamConfig[]
+  rules: RuleConfig[]
+}
+
+// A DNS name (labels of letters, digits, '-', '_'), an IPv4 address, or an
+// IPv6 address (unbracketed, as in the Go original's url building we bracket it).
+const HOSTNAME = String.raw`[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?`
+const IPV6 = String.raw`\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?`
+
+/** JSON Schema (draft 2020-12 subset understood by Ajv) of the file as written. */
+export const configSchema = {
+  type: ['object', 'null'],
+  additionalProperties: false,
+  properties: {
+    upstreams: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['name', 'host'],
+        properties: {
+          name: { type: 'string', minLength: 1 },
+          host: { type: 'string', pattern: `^(${HOSTNAME}|${IPV6})$` },
+          port: { type: 'integer', minimum: 1, maximum: 65535 },
+          scheme: { enum: SCHEMES },
+          noHostRewrite: { type: 'boolean' },
+        },
+      },
+    },
+    rules: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['upstream'],
+        properties: {
+          upstream: { type: 'string', minLength: 1 },
+          path: { type: 'string', pattern: '^/[^\\s?#]*$' },
+          host: { type: 'string', pattern: `^((\\*\\.)?${HOSTNAME}|${IPV6})?$` },
+          matchMode: { enum: MATCH_MODES },
+          stripPath: { type: 'boolean' },
+        },
+      },
+    },
+  },
+} as const
+
+/** Friendlier words for schema patterns than "must match pattern ^...$". */
+export const PATTERN_HINTS: Record<string, string> = {
+  host: 'must be a hostname or IP address, without scheme, port or path',
+  path: 'must start with "/" and contain no spaces, "?" or "#"',
+}

@@ -1,0 +1,94 @@
+// What every request handler shares: settings, the logger, the routing state
+// currently in force, and how errors are answered.
+
+import { hostname } from 'node:os'
+import { STATUS_CODES, type ServerResponse } from 'node:http'
+import { stringify } from 'yaml'
+import type { ProxyConfig } from '../config/schema.ts'
+import { ERROR_CODES, httpStatusFor, type NanoProxyError } from '../errors.ts'
+import type { Logger } from '../log.ts'
+import { RouteTable } from '../router/route-table.ts'
+import type { ProxySettings } from '../settings.ts'
+import { VERSION } from '../version.ts'
+import type { Upstream, UpstreamPools } from './upstream-pools.ts'
+
+/** One loaded config: replaced as a whole on reload, never changed in place. */
+export interface RoutingState {
+  readonly config: ProxyConfig
+  readonly table: RouteTable
+  readonly upstreams: ReadonlyMap<string, Upstream>
+}
+
+export class ProxyContext {
+  readonly settings: ProxySettings
+  readonly log: Logger
+  readonly pools: UpstreamPools
+  /** `X-Proxy` and `X-Proxy-Instance`, as the original NanoProxy sends them. */
+  readonly identityHeaders: readonly string[]
+  /** Set on SIGTERM: responses then close their connections. */
+  draining = false
+  /**
+   * The routing state in force. A request reads it once when it starts, so
+   * a reload never changes the rules under a request already running.
+   */
+  state: RoutingState
+
+  constructor(settings: ProxySettings, log: Logger, pools: UpstreamPools) {
+    this.settings = settings
+    this.log = log
+    this.pools = pools
+    this.identityHeaders = ['x-proxy', `NanoProxy/${VERSION}`, 'x-proxy-instance', hostname()]
+    this.state = this.buildState({ upstreams: [], rules: [] })
+  }
+
+  /** Compiles `config` and makes it the one new requests use. */
+  apply(config: ProxyConfig): RoutingState {
+    this.state = this.buildState(config)
+    return this.state
+  }
+
+  private buildState(config: ProxyConfig): RoutingState {
+    const table = new RouteTable(config)
+    return { config, table, upstreams: this.pools.update(config.upstreams) }
+  }
+
+  /** The running config as YAML, for `/.nanoproxy/config` (DEBUG only). */
+  dumpConfig(): string {
+    return stringify(this.state.config)
+  }
+
+  /**
+   * The response for `error`: its status and a short plain-text body naming
+   * the error code. The detailed reason goes to the log, not to the client.
+   */
+  errorResponse(error: NanoProxyError): { status: number; headers: string[]; body: string } {
+    const status = httpStatusFor(error.code)
+    const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${publicReason(error)} (${error.code})\n`
+    const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]
+    for (const v of this.identityHeaders) headers.push(v)
+    if (this.draining) headers.push('connection', 'close')
+    return { status, headers, body }
+  }
+
+  /** Answers `res` with errorResponse(error); returns the status and body size sent. */
+  sendError(res: ServerResponse, error: NanoProxyError): { status: number; bytes: number } {
+    const { status, headers, body } = this.errorResponse(error)
+    res.writeHead(status, headers)
+    res.end(body)
+    return { status, bytes: body.length }
+  }
+}
+
+/** What the client may be told: its own mistakes in full, upstream trouble in general terms. */
+function publicReason(error: NanoProxyError): string {
+  switch (error.code) {
+    case ERROR_CODES.NO_ROUTE:
+      return 'no matching rule for host & path'
+    case ERROR_CODES.BAD_REQUEST:
+      return error.message
+    case ERROR_CODES.UPSTREAM_TIMEOUT:
+      return 'the upstream did not answer in time'
+    default:
+      return 'the upstream could not be reached or answered badly'
+  }
+}

@@ -1,0 +1,37 @@
+// One compiled rule: what it matches and where it sends the request.
+
+import type { MatchMode, UpstreamConfig } from '../config/schema.ts'
+
+export interface Route {
+  /** Position of the rule in the config file (0-based); the earliest match wins. */
+  readonly index: number
+  /** '' for any host, `*.example.com` for one wildcard label, else a lower-case name. */
+  readonly host: string
+  readonly path: string
+  readonly matchMode: MatchMode
+  readonly stripPath: boolean
+  readonly upstream: UpstreamConfig
+  /** The path without trailing slashes: the key Kubernetes Prefix matching compares. */
+  readonly segmentKey: string
+}
+
+/**
+ * The request target sent upstream: with stripPath, the matched prefix is
+ * removed and the result always starts with '/'. The query string (with its
+ * '?') is appended byte for byte; the path is never decoded or re-encoded,
+ * so `%2F` and friends reach the upstream exactly as the client sent them.
+ */
+export function upstreamTarget(route: Route, path: string, query: string): string {
+  if (!route.stripPath) return query === '' ? path : path + query
+  const cut = route.matchMode === 'prefix' ? route.path.length : route.matchMode === 'pathPrefix' ? route.segmentKey.length : path.length
+  let rest = path.slice(cut)
+  if (rest.charCodeAt(0) !== 47 /* '/' */) rest = '/' + rest
+  return query === '' ? rest : rest + query
+}
+
+/** Of two matches, the one from the rule that comes first in the file. */
+export function earliest(a: Route | undefined, b: Route | undefined): Route | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return b.index < a.index ? b : a
+}

@@ -1,0 +1,107 @@
+// Process settings from the environment.
+//
+// The variable names and defaults are those of the original NanoProxy (Go):
+// PORT, TIMEOUT, DEBUG, CERT_PATH, TLS_SKIP_VERIFY, CONFIG_B64, CONF_FILE.
+// As there, DEBUG and TLS_SKIP_VERIFY are switched on by any non-empty value.
+// Unlike there, a value that cannot be used stops start-up with a message
+// naming the variable: silently falling back to a default hides mistakes.
+
+import { BlockList, isIP } from 'node:net'
+import { ERROR_CODES, NanoProxyError } from './errors.ts'
+
+export interface ProxySettings {
+  /** TCP port to listen on; 0 picks a free port (used by tests). */
+  port: number
+  /** Bounds reading request headers, connecting upstream and waiting for response headers (ms). */
+  timeoutMs: number
+  /** Longest silence allowed on a stream in either direction once it is flowing (ms). */
+  idleTimeoutMs: number
+  /** Grace period for in-flight requests on SIGTERM/SIGINT (ms). */
+  shutdownTimeoutMs: number
+  debug: boolean
+  /** Directory holding cert.pem and key.pem; enables TLS termination. */
+  certPath: string | undefined
+  tlsSkipVerify: boolean
+  /** Clients whose X-Forwarded-For is extended rather than replaced. */
+  trustedProxies: BlockList | undefined
+  /** The CIDRs as written, for logs. */
+  trustedProxiesText: string[]
+  /** Base64 config written over the config file at start-up. */
+  configB64: string | undefined
+  /** Whether to write one access-log line per request. */
+  accessLog: boolean
+}
+
+type Env = Record<string, string | undefined>
+
+export function readProxySettings(env: Env): ProxySettings {
+  const problems: string[] = []
+  const num = (name: string, fallback: number, check: (n: number) => boolean, what: string): number => {
+    const raw = env[name]
+    if (raw === undefined || raw.trim() === '') return fallback
+    const n = Number(raw)
+    if (!Number.isFinite(n) || !check(n)) {
+      problems.push(`${name}=${JSON.stringify(raw)} is not valid: expected ${what}`)
+      return fallback
+    }
+    return n
+  }
+
+  const port = num('PORT', 8080, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number 0-65535')
+  const timeout = num('TIMEOUT', 5, (n) => n > 0, 'a number of seconds greater than 0')
+  const idle = num('IDLE_TIMEOUT', 60, (n) => n > 0, 'a number of seconds greater than 0')
+  const shutdown = num('SHUTDOWN_TIMEOUT', 25, (n) => n >= 0, 'a number of seconds, 0 or more')
+
+  const trustedProxiesText = (env.TRUSTED_PROXIES ?? '')
+    .split(',')
+    .map((s) => s.trim())
+    .filter((s) => s !== '')
+  let trustedProxies: BlockList | undefined
+  if (trustedProxiesText.length > 0) {
+    trustedProxies = new BlockList()
+    for (const cidr of trustedProxiesText) {
+      const problem = addCidr(trustedProxies, cidr)
+      if (problem) problems.push(`TRUSTED_PROXIES: ${problem}`)
+    }
+  }
+
+  const certPath = nonEmpty(env.CERT_PATH)
+
+  if (problems.length > 0) {
+    throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
+  }
+
+  return {
+    port,
+    timeoutMs: timeout * 1000,
+    idleTimeoutMs: idle * 1000,
+    shutdownTimeoutMs: shutdown * 1000,
+    debug: nonEmpty(env.DEBUG) !== undefined,
+    certPath,
+    tlsSkipVerify: nonEmpty(env.TLS_SKIP_VERIFY) !== undefined,
+    trustedProxies,
+    trustedProxiesText,
+    configB64: nonEmpty(env.CONFIG_B64),
+    accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
+  }
+}
+
+function nonEmpty(v: string | undefined): string | undefined {
+  return v === undefined || v === '' ? undefined : v
+}
+
+/** Adds `a.b.c.d/n`, `::1/128` or a bare address to the list; returns a problem or undefined. */
+function addCidr(list: BlockList, cidr: string): string | undefined {
+  const slash = cidr.indexOf('/')
+  const address = slash === -1 ? cidr : cidr.slice(0, slash)
+  const family = isIP(address)
+  if (family === 0) return `${JSON.stringify(cidr)} is not an IP address or CIDR`
+  const type = family === 4 ? 'ipv4' : 'ipv6'
+  const max = family === 4 ? 32 : 128
+  const prefix = slash === -1 ? max : Number(cidr.slice(slash + 1))
+  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (slash !== -1 && cidr.slice(slash + 1) === '')) {
+    return `${JSON.stringify(cidr)} has an invalid prefix length (0-${max})`
+  }
+  list.addSubnet(address, prefix, type)
+  return undefined
+}
