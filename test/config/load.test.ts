@@ -1,0 +1,111 @@
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { parseConfig } from '../../src/config/load.ts'
+import { ConfigError } from '../../src/errors.ts'
+
+function problems(text: string): string[] {
+  try {
+    parseConfig(text, 'c.yaml')
+  } catch (err) {
+    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
+    return err.message.split('\n')
+  }
+  assert.fail('expected the config to be rejected')
+}
+
+describe('config loading', () => {
+  it('applies the original NanoProxy defaults: port by scheme, http, prefix, no strip, any host', () => {
+    const config = parseConfig(`
+upstreams:
+  - name: a
+    host: a.example
+  - name: b
+    host: b.example
+    scheme: https
+rules:
+  - upstream: a
+    path: /api
+  - upstream: b
+`)
+    assert.deepEqual(config.upstreams, [
+      { name: 'a', host: 'a.example', port: 80, scheme: 'http', noHostRewrite: false },
+      { name: 'b', host: 'b.example', port: 443, scheme: 'https', noHostRewrite: false },
+    ])
+    assert.deepEqual(config.rules, [
+      { upstream: 'a', path: '/api', host: '', matchMode: 'prefix', stripPath: false },
+      { upstream: 'b', path: '/', host: '', matchMode: 'prefix', stripPath: false },
+    ])
+  })
+
+  it('accepts an empty file, a comment-only file and empty sections as a config with no rules', () => {
+    for (const text of ['', '# nothing yet\n', 'upstreams:\nrules:\n']) {
+      assert.deepEqual(parseConfig(text), { upstreams: [], rules: [] })
+    }
+  })
+
+  it('lower-cases rule hosts and drops a trailing dot, keeping a wildcard', () => {
+    const config = parseConfig('upstreams: [{name: a, host: x}]\nrules: [{upstream: a, host: "*.Example.COM."}]\n')
+    assert.equal(config.rules[0]?.host, '*.example.com')
+  })
+
+  it('names every problem in one pass, each with its line and column', () => {
+    const lines = problems(`upstreams:
+  - name: a
+    host: x.example
+    port: "80"
+    colour: blue
+  - name: a
+    host: http://y.example
+    scheme: ftp
+rules:
+  - upstream: missing
+    path: api
+    matchMode: regex
+  - path: /
+`)
+    assert.deepEqual(lines, [
+      'c.yaml:4:11: upstream 1 field "port" must be an integer, not string "80"',
+      'c.yaml:5:5: unknown field "colour" in upstream 1 (allowed: name, host, port, scheme, noHostRewrite)',
+      'c.yaml:6:11: duplicate upstream name "a"',
+      'c.yaml:7:11: upstream 2 field "host": "http://y.example" must be a hostname or IP address, without scheme, port or path',
+      'c.yaml:8:13: upstream 2 field "scheme": "ftp" is not valid for scheme; expected one of http, https',
+      'c.yaml:10:15: rule 1 names upstream "missing", which is not defined (upstreams: "a")',
+      'c.yaml:11:11: rule 1 field "path": "api" must start with "/" and contain no spaces, "?" or "#"',
+      'c.yaml:12:16: rule 1 field "matchMode": "regex" is not valid for matchMode; expected one of prefix, exact, pathPrefix',
+      'c.yaml:13:5: rule 2 is missing required field "upstream"',
+    ])
+  })
+
+  it('reports YAML syntax errors with their position', () => {
+    const [first] = problems('upstreams:\n  - name: a\n    host: [x\n')
+    assert.match(first ?? '', /^c\.yaml:\d+:\d+: /)
+  })
+
+  it('rejects duplicate keys, which YAML parsers otherwise silently resolve', () => {
+    assert.deepEqual(problems('rules: []\nrules: []\n'), ['c.yaml:2:1: Map keys must be unique'])
+  })
+
+  it('rejects a file of several YAML documents', () => {
+    assert.match(problems('rules: []\n---\nrules: []\n')[0] ?? '', /single YAML document/)
+  })
+
+  it('rejects a top level that is not a mapping', () => {
+    assert.deepEqual(problems('- a\n- b\n'), ['c.yaml:1:1: config must be a mapping, not a list'])
+  })
+
+  it('rejects unknown top-level fields, listing the allowed ones', () => {
+    assert.deepEqual(problems('upstream: []\n'), ['c.yaml:1:1: unknown field "upstream" (allowed: upstreams, rules)'])
+  })
+
+  it('accepts IPv4 and IPv6 upstream hosts and pathPrefix rules', () => {
+    const config = parseConfig(`
+upstreams:
+  - {name: v4, host: 10.1.2.3, port: 8080}
+  - {name: v6, host: "::1", port: 8080}
+rules:
+  - {upstream: v6, path: /x/, matchMode: pathPrefix, stripPath: true}
+`)
+    assert.equal(config.upstreams[1]?.host, '::1')
+    assert.equal(config.rules[0]?.matchMode, 'pathPrefix')
+  })
+})
