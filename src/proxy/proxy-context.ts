@@ -66,7 +66,8 @@ export class ProxyContext {
     const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${publicReason(error)} (${error.code})\n`
     const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]
     for (const v of this.identityHeaders) headers.push(v)
-    if (this.draining) headers.push('connection', 'close')
+    // After a bad request the connection's state is suspect: close it (as nginx does).
+    if (this.draining || error.code === ERROR_CODES.BAD_REQUEST) headers.push('connection', 'close')
     return { status, headers, body }
   }
 

@@ -41,7 +41,7 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
   // Registering this listener stops Node from answering 100 Continue before
   // the request is routed; the forwarder sends it (see forward.ts).
   server.on('checkContinue', (req, res) => handler.handle(req, res, true))
-  server.on('upgrade', (req, socket, head) => handler.handleUpgrade(req, socket, head as Buffer))
+  server.on('upgrade', (req, socket, head) => handler.handleUpgrade(req, socket, head))
 
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // A malformed request (bad request line, Content-Length and
@@ -55,8 +55,11 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
         'rejected malformed request',
       )
     }
-    const busy = (socket as Socket & { _httpMessage?: unknown })._httpMessage
-    if (quiet || !socket.writable || busy) {
+    // A broken body is found after the head was parsed and the request is
+    // already streaming upstream: a 400 can still be sent if the response
+    // has not started; closing the socket then aborts the upstream request.
+    const busy = (socket as Socket & { _httpMessage?: { headersSent: boolean } })._httpMessage
+    if (quiet || !socket.writable || busy?.headersSent) {
       socket.destroy()
       return
     }

@@ -134,7 +134,7 @@ export class UpgradeHandler implements Dispatcher.DispatchHandler {
 /** Writes an error response on a raw client socket and closes it. */
 export function writeRawError(ctx: ProxyContext, socket: Duplex, error: NanoProxyError): { status: number; bytes: number } {
   const { status, headers, body } = ctx.errorResponse(error)
-  if (!ctx.draining) headers.push('connection', 'close')
+  if (!headers.includes('connection')) headers.push('connection', 'close')
   socket.end(responseHead(status, headers) + body)
   return { status, bytes: body.length }
 }

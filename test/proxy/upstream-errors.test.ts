@@ -1,0 +1,137 @@
+import assert from 'node:assert/strict'
+import { after, before, describe, it } from 'node:test'
+import { createServer, type Server } from 'node:net'
+import { send } from '../helpers/http-client.ts'
+import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
+import { config, handled, startUpstream, type Upstream } from '../helpers/upstreams.ts'
+
+/** A TCP port on 127.0.0.1 with nothing listening. */
+async function closedPort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+describe('upstream failures', () => {
+  let slow: Upstream
+  let resetter: Server
+  let proxy: ProxyProcess
+
+  before(async () => {
+    slow = await startUpstream({
+      handler: (req, res) => {
+        handled(res)
+        const url = new URL(req.url ?? '/', 'http://x')
+        if (url.pathname === '/slow-headers') {
+          setTimeout(() => res.end('late'), 3000).unref()
+        } else if (url.pathname === '/slow-stream') {
+          // Headers at once, then a body that takes longer than TIMEOUT in total.
+          res.writeHead(200, { 'content-type': 'text/plain' })
+          let n = 0
+          const t = setInterval(() => {
+            res.write(`tick ${n}\n`)
+            if (++n === 6) {
+              clearInterval(t)
+              res.end()
+            }
+          }, 400)
+        } else if (url.pathname === '/slow-upload') {
+          // Answers only once the whole (slowly sent) body has arrived.
+          let bytes = 0
+          req.on('data', (c: Buffer) => (bytes += c.length))
+          req.on('end', () => res.end(`got ${bytes}`))
+        } else {
+          res.end('ok')
+        }
+      },
+    })
+    // Accepts, reads the request, then resets the connection without answering.
+    resetter = createServer((socket) => {
+      socket.once('data', () => socket.resetAndDestroy())
+    })
+    await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r))
+    const refusedPort = await closedPort()
+    proxy = await startProxy({
+      env: { TIMEOUT: '1' },
+      config: config(
+        {
+          slow: slow.port,
+          refused: refusedPort,
+          reset: (resetter.address() as { port: number }).port,
+          nxdomain: { port: 80, host: 'does-not-exist.invalid' },
+        },
+        `  - { upstream: refused, path: /refused }
+  - { upstream: reset, path: /reset }
+  - { upstream: nxdomain, path: /nxdomain }
+  - { upstream: slow, path: / }
+`,
+      ),
+    })
+  })
+  after(async () => {
+    await proxy.stop()
+    await slow.close()
+    resetter.close()
+  })
+
+  it('answers 502 when the upstream refuses the connection, and logs the reason', async () => {
+    const reply = await send(`${proxy.url}/refused`)
+    assert.equal(reply.status, 502)
+    assert.match(reply.body, /NP_ERR_UPSTREAM_CONNECT/)
+    const line = await proxy.waitForLog((l) => l.level === 'warn' && l.code === 'NP_ERR_UPSTREAM_CONNECT')
+    assert.match(line.msg, /cannot connect to upstream refused: .*ECONNREFUSED/)
+  })
+
+  it('answers 502 when the upstream resets the connection', async () => {
+    const reply = await send(`${proxy.url}/reset`)
+    assert.equal(reply.status, 502)
+    assert.match(reply.body, /NP_ERR_UPSTREAM_RESET/)
+    await proxy.waitForLog((l) => l.level === 'warn' && l.code === 'NP_ERR_UPSTREAM_RESET')
+  })
+
+  it('answers 502 when the upstream name does not resolve', async () => {
+    const reply = await send(`${proxy.url}/nxdomain`)
+    assert.equal(reply.status, 502)
+    assert.match(reply.body, /NP_ERR_UPSTREAM_CONNECT/)
+  })
+
+  it('answers 504 when the response headers do not arrive within TIMEOUT', async () => {
+    const started = Date.now()
+    const reply = await send(`${proxy.url}/slow-headers`)
+    assert.equal(reply.status, 504)
+    assert.match(reply.body, /NP_ERR_UPSTREAM_TIMEOUT/)
+    const elapsed = Date.now() - started
+    assert.ok(elapsed >= 900 && elapsed < 2900, `took ${elapsed} ms with TIMEOUT=1`)
+    const line = await proxy.waitForLog((l) => l.level === 'warn' && l.code === 'NP_ERR_UPSTREAM_TIMEOUT')
+    assert.match(line.msg, /timed out/)
+  })
+
+  it('never cuts a streaming response that lasts longer than TIMEOUT', async () => {
+    const reply = await send(`${proxy.url}/slow-stream`)
+    assert.equal(reply.status, 200)
+    assert.equal(reply.body.split('\n').filter(Boolean).length, 6)
+  })
+
+  it('does not count a slow request upload against TIMEOUT', async () => {
+    const { request } = await import('node:http')
+    const reply = await new Promise<string>((resolve, reject) => {
+      const req = request(`${proxy.url}/slow-upload`, { method: 'POST', agent: false }, (res) => {
+        let body = ''
+        res.setEncoding('utf8').on('data', (c: string) => (body += c))
+        res.on('end', () => resolve(`${res.statusCode} ${body}`))
+      })
+      req.on('error', reject)
+      let n = 0
+      const t = setInterval(() => {
+        req.write('0123456789')
+        if (++n === 5) {
+          clearInterval(t)
+          req.end()
+        }
+      }, 400)
+    })
+    assert.equal(reply, '200 got 50')
+  })
+})
