@@ -38,21 +38,6 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
   ctx.apply(config)
   const handler = new RequestHandler(ctx)
   const server = createProxyServer(ctx, handler, tls)
-  const port = await listen(server, settings.port)
-  log.info(
-    {
-      version: VERSION,
-      port,
-      tls: tls !== undefined,
-      config: file,
-      upstreams: config.upstreams.length,
-      rules: config.rules.length,
-      timeout_s: settings.timeoutMs / 1000,
-      trusted_proxies: settings.trustedProxiesText,
-    },
-    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
-  )
-  if (config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
 
   const configWatcher = new FileWatcher({
     files: [file],
@@ -71,6 +56,22 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
     })
     await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
   }
+
+  const port = await listen(server, settings.port)
+  log.info(
+    {
+      version: VERSION,
+      port,
+      tls: tls !== undefined,
+      config: file,
+      upstreams: ctx.state.config.upstreams.length,
+      rules: ctx.state.config.rules.length,
+      timeout_s: settings.timeoutMs / 1000,
+      trusted_proxies: settings.trustedProxiesText,
+    },
+    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
+  )
+  if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
 
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {

@@ -37,10 +37,13 @@ export class FileWatcher {
     this.opts = { debounceMs: 100, pollMs: 2000, ...opts }
   }
 
-  /** Starts watching; `initial` is the content already loaded (no change is reported for it). */
+  /**
+   * Starts watching. `initial` is the content already loaded: no change is
+   * reported for it, but anything written between that load and now is
+   * (the files are compared once the watches are in place).
+   */
   async start(initial?: (Buffer | undefined)[]): Promise<void> {
     this.last = initial ?? (await this.readAll())
-    this.lastStat = await this.statKey()
     for (const dir of new Set(this.opts.files.map((f) => dirname(f)))) {
       try {
         const w = watch(dir, { persistent: false }, () => this.schedule())
@@ -52,6 +55,7 @@ export class FileWatcher {
     }
     this.poll = setInterval(() => void this.pollStat(), this.opts.pollMs)
     this.poll.unref()
+    await this.check()
   }
 
   stop(): void {
