@@ -43,6 +43,12 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
   server.on('checkContinue', (req, res) => handler.handle(req, res, true))
   server.on('upgrade', (req, socket, head) => handler.handleUpgrade(req, socket, head))
 
+  // A reverse proxy is not a forward proxy: CONNECT tunnels are refused
+  // (RFC 9110 §9.3.6 lets a server decline them) instead of Node's silent close.
+  server.on('connect', (_req, socket: Socket) => {
+    socket.end('HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-length: 0\r\nconnection: close\r\n\r\n')
+  })
+
   server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => {
     // A malformed request (bad request line, Content-Length and
     // Transfer-Encoding together, oversized head, too slow) is answered

@@ -182,3 +182,12 @@ describe('proxy start-up', () => {
     })
   }
 })
+
+describe('the shipped examples', () => {
+  for (const example of ['examples/config.yaml', 'examples/demo.yaml']) {
+    it(`${example} is a valid config`, async () => {
+      const { code, stderr } = await runCli(['validate', new URL(`../../${example}`, import.meta.url).pathname])
+      assert.equal(code, 0, stderr)
+    })
+  }
+})

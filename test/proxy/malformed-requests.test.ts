@@ -29,6 +29,7 @@ describe('malformed requests', () => {
     ['two Host headers (RFC 9112 §3.2)', 'GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n', 400],
     ['headers larger than 16 KiB', `GET / HTTP/1.1\r\nHost: a\r\nX-Big: ${'x'.repeat(20_000)}\r\n\r\n`, 431],
     ['an unsupported request target form', 'OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n', 400],
+    ['a CONNECT request (this is not a forward proxy)', 'CONNECT example.com:443 HTTP/1.1\r\nHost: example.com:443\r\n\r\n', 405],
   ]
   for (const [what, raw, status] of cases) {
     it(`answers ${status} to ${what}, without reaching the upstream`, async () => {
