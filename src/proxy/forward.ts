@@ -9,14 +9,12 @@
 // listeners needed to hear about the client going away.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Dispatcher } from 'undici'
-import { ERROR_CODES, NanoProxyError, upstreamError } from '../errors.ts'
-import type { ProxyContext } from './proxy-context.ts'
+import type { NanoProxyError} from '../errors.ts';
+import { ERROR_CODES, upstreamError } from '../errors.ts'
 import { clientResponseHeaders } from './headers.ts'
+import type { ProxyContext } from './proxy-context.ts'
+import { UpstreamExchange, type Controller, type ResponseHeaders } from './upstream-exchange.ts'
 import type { Upstream } from './upstream-pools.ts'
-
-type Controller = Dispatcher.DispatchController
-type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2]
 
 /** RFC 9110 §9.2.2: these can be repeated without changing the outcome. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -42,18 +40,16 @@ export interface ForwardResult {
   error?: NanoProxyError
 }
 
-export class ForwardHandler implements Dispatcher.DispatchHandler {
+export class ForwardHandler extends UpstreamExchange {
   private readonly ctx: ProxyContext
   private readonly fwd: ForwardRequest
-  private controller: Controller | undefined
   private bytes = 0
   private status = 0
   private retried = false
   private finished = false
-  /** The client's connection closed before the response was complete. */
-  private clientGone = false
 
   constructor(ctx: ProxyContext, fwd: ForwardRequest) {
+    super()
     this.ctx = ctx
     this.fwd = fwd
     fwd.res.once('close', this.onClientClose)
@@ -64,29 +60,17 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
     // nginx's behaviour: answer `Expect: 100-continue` ourselves once we know
     // where the body goes, and never pass Expect on (undici rejects it).
     if (expectContinue && hasBody) res.writeContinue()
-    try {
-      upstream.pool.dispatch(
-        {
-          path: target,
-          method: req.method ?? 'GET',
-          headers,
-          body: hasBody ? req : null,
-          // Only a body-less idempotent request may be replayed on a second connection.
-          idempotent: !hasBody && IDEMPOTENT.has(req.method ?? ''),
-        },
-        this,
-      )
-    } catch (err) {
-      this.onResponseError(undefined, err as Error)
-    }
+    this.dispatch(upstream.pool, {
+      path: target,
+      method: req.method ?? 'GET',
+      headers,
+      body: hasBody ? req : null,
+      // Only a body-less idempotent request may be replayed on a second connection.
+      idempotent: !hasBody && IDEMPOTENT.has(req.method ?? ''),
+    })
   }
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller
-    if (this.clientGone) controller.abort(new Error('client closed the connection'))
-  }
-
-  onResponseStart(_controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+  onResponseStart(_controller: Controller, statusCode: number, headers: ResponseHeaders, statusMessage?: string): void {
     if (statusCode < 200) return // interim responses (103 Early Hints) are not relayed
     this.status = statusCode
     const res = this.fwd.res
@@ -157,10 +141,7 @@ export class ForwardHandler implements Dispatcher.DispatchHandler {
 
   private readonly onClientClose = (): void => {
     if (this.fwd.res.writableFinished) return
-    this.clientGone = true
-    // Stop the upstream request: otherwise an abandoned download keeps an
-    // upstream connection busy (the `http-proxy` leak, nodejs/node#41117).
-    this.controller?.abort(new NanoProxyError(ERROR_CODES.BAD_REQUEST, 'client closed the connection'))
+    this.abandon(new Error('client closed the connection'))
     this.finish({ status: this.status || 499, bytes: this.bytes })
   }
 }

@@ -10,14 +10,11 @@
 import type { IncomingMessage } from 'node:http'
 import { STATUS_CODES } from 'node:http'
 import type { Duplex } from 'node:stream'
-import type { Dispatcher } from 'undici'
 import { upstreamError, type NanoProxyError } from '../errors.ts'
 import { clientResponseHeaders } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
+import { UpstreamExchange, type Controller, type ResponseHeaders } from './upstream-exchange.ts'
 import type { Upstream } from './upstream-pools.ts'
-
-type Controller = Dispatcher.DispatchController
-type Headers = Parameters<NonNullable<Dispatcher.DispatchHandler['onResponseStart']>>[2]
 
 export interface UpgradeRequest {
   req: IncomingMessage
@@ -31,43 +28,27 @@ export interface UpgradeRequest {
   done: (status: number, bytes: number, error?: NanoProxyError, upstream?: string) => void
 }
 
-export class UpgradeHandler implements Dispatcher.DispatchHandler {
+export class UpgradeHandler extends UpstreamExchange {
   private readonly ctx: ProxyContext
   private readonly up: UpgradeRequest
-  private controller: Controller | undefined
   private headWritten = false
   private status = 0
   private bytes = 0
-  private clientGone = false
 
   constructor(ctx: ProxyContext, up: UpgradeRequest) {
+    super()
     this.ctx = ctx
     this.up = up
     up.socket.on('error', () => up.socket.destroy())
-    up.socket.once('close', () => {
-      this.clientGone = true
-      this.controller?.abort(new Error('client closed the connection'))
-    })
+    up.socket.once('close', () => this.abandon(new Error('client closed the connection')))
   }
 
   start(): void {
     const { req, upstream, target, headers } = this.up
-    try {
-      upstream.pool.dispatch(
-        { path: target, method: req.method ?? 'GET', headers, body: null, upgrade: req.headers.upgrade ?? 'websocket' },
-        this,
-      )
-    } catch (err) {
-      this.onResponseError(undefined, err as Error)
-    }
+    this.dispatch(upstream.pool, { path: target, method: req.method ?? 'GET', headers, body: null, upgrade: req.headers.upgrade ?? 'websocket' })
   }
 
-  onRequestStart(controller: Controller): void {
-    this.controller = controller
-    if (this.clientGone) controller.abort(new Error('client closed the connection'))
-  }
-
-  onRequestUpgrade(_controller: Controller, statusCode: number, headers: Headers, upstreamSocket: Duplex): void {
+  onRequestUpgrade(_controller: Controller, statusCode: number, headers: ResponseHeaders, upstreamSocket: Duplex): void {
     const { socket, head, upstream } = this.up
     if (this.clientGone) {
       upstreamSocket.destroy()
@@ -91,7 +72,7 @@ export class UpgradeHandler implements Dispatcher.DispatchHandler {
     })
   }
 
-  onResponseStart(controller: Controller, statusCode: number, headers: Headers, statusMessage?: string): void {
+  onResponseStart(controller: Controller, statusCode: number, headers: ResponseHeaders, statusMessage?: string): void {
     if (statusCode < 200) return
     this.status = statusCode
     // The upstream declined the upgrade: relay its answer, then close.
