@@ -4,6 +4,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { NanoProxyError } from '../errors.ts'
 import { VERSION } from '../version.ts'
 import { runProxy } from './proxy-command.ts'
+import { runRender } from './render-command.ts'
 import { runRoutes } from './routes-command.ts'
 import { runValidate } from './validate-command.ts'
 
@@ -13,6 +14,7 @@ Usage:
   nanoproxy proxy [-c FILE]     run the reverse proxy (config: -c, else CONF_FILE, else ./config.yaml)
   nanoproxy validate FILE       check a config file; print every problem as file:line:column
   nanoproxy routes FILE         print the compiled routing table in match order
+  nanoproxy render FILE...      translate Ingress/IngressClass/Service YAML to a proxy config
 
 Options:
   -c, --config FILE   config file (the Go-style -config FILE also works)
@@ -36,6 +38,14 @@ config keeps serving. SIGTERM/SIGINT drain in-flight requests, then exit.
 
 Checks FILE as the proxy would load it. Exits 0 if it is valid; otherwise
 prints every problem as FILE:LINE:COLUMN: message and exits 1.
+`,
+  render: `Usage: nanoproxy render FILE...
+
+Translates Kubernetes objects (Ingress, IngressClass, Service; several YAML
+documents per file) into the proxy config the controller would write, and
+prints it. Problems the controller would report as Warning events are
+printed on stderr. CONTROLLER_NAME and CLUSTER_DOMAIN apply as in the
+controller.
 `,
   routes: `Usage: nanoproxy routes FILE
 
@@ -86,6 +96,9 @@ export async function main(argv: string[]): Promise<number> {
       if (file === undefined || rest.length > 1) return usageError('expects exactly one FILE', command)
       return command === 'validate' ? runValidate(file) : runRoutes(file)
     }
+    case 'render':
+      if (rest.length === 0) return usageError('expects at least one FILE', 'render')
+      return runRender(rest, process.env)
     case undefined:
       process.stderr.write(USAGE)
       return 2

@@ -1,0 +1,82 @@
+// The Kubernetes objects the controller reads, reduced to the fields it
+// uses. Plain data: what the API server returns, and what `nanoproxy render`
+// reads from YAML files, both fit these shapes.
+
+export interface ObjectMeta {
+  name?: string
+  namespace?: string
+  uid?: string
+  annotations?: Record<string, string>
+  labels?: Record<string, string>
+  /** A Date from the API client, an RFC 3339 string from a YAML file. */
+  creationTimestamp?: Date | string
+  resourceVersion?: string
+}
+
+export interface ServiceBackendPort {
+  name?: string
+  number?: number
+}
+
+export interface IngressBackend {
+  service?: { name: string; port?: ServiceBackendPort }
+  resource?: { apiGroup?: string; kind: string; name: string }
+}
+
+export interface HTTPIngressPath {
+  path?: string
+  pathType?: string
+  backend: IngressBackend
+}
+
+export interface IngressRule {
+  host?: string
+  http?: { paths: HTTPIngressPath[] }
+}
+
+export interface Ingress {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  spec?: {
+    ingressClassName?: string
+    defaultBackend?: IngressBackend
+    rules?: IngressRule[]
+    tls?: { hosts?: string[]; secretName?: string }[]
+  }
+  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } }
+}
+
+export interface IngressClass {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  spec?: { controller?: string }
+}
+
+export interface Service {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  spec?: { ports?: { name?: string; port: number; protocol?: string }[]; type?: string }
+  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } }
+}
+
+/** Everything the translation looks at, as of one moment. */
+export interface Snapshot {
+  ingresses: readonly Ingress[]
+  ingressClasses: readonly IngressClass[]
+  services: readonly Service[]
+}
+
+export interface TranslateOptions {
+  /** IngressClass `spec.controller` value that marks a class as ours. */
+  controllerName: string
+  /** Cluster DNS domain for `<service>.<namespace>.svc.<domain>`. */
+  clusterDomain: string
+}
+
+/** `namespace/name`, the key objects are known by in logs and events. */
+export function keyOf(meta: ObjectMeta): string {
+  return `${meta.namespace ?? 'default'}/${meta.name ?? ''}`
+}

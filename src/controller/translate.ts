@@ -1,0 +1,248 @@
+// The controller's core: a pure function from a snapshot of Kubernetes
+// objects to the proxy's config. No I/O, no clock, no randomness: the same
+// snapshot always gives the same config, byte for byte once serialised, so
+// the writer can skip unchanged output and tests can use fixture files.
+//
+// Matching rules are those of the Ingress docs
+// (kubernetes.io/docs/concepts/services-networking/ingress/): the proxy
+// tries rules in file order and takes the first match, so precedence is
+// expressed as order — exact hosts, then wildcard hosts, then rules without
+// a host; within a host the longest path first and, at equal length, Exact
+// before Prefix; the defaultBackend last, for whatever matched nothing.
+
+import type { MatchMode, ProxyConfig, RuleConfig, Scheme, UpstreamConfig } from '../config/schema.ts'
+import { IngressClassIndex } from './ingress-class.ts'
+import { keyOf, type Ingress, type IngressBackend, type Service, type Snapshot, type TranslateOptions } from './snapshot.ts'
+
+export const BACKEND_PROTOCOL_ANNOTATION = 'nanoproxy/backend-protocol'
+export const STRIP_PATH_ANNOTATION = 'nanoproxy/strip-path'
+
+/** Something wrong with one Ingress, reported as a Warning Event on it. */
+export interface Diagnostic {
+  namespace: string
+  name: string
+  /** Event reason, CamelCase as Kubernetes reasons are. */
+  reason: 'InvalidAnnotation' | 'BackendNotFound' | 'UnsupportedBackend' | 'InvalidPath' | 'Conflict'
+  message: string
+}
+
+export interface Translation {
+  config: ProxyConfig
+  diagnostics: Diagnostic[]
+  /** The Ingresses this controller owns (their status is ours to set). */
+  owned: Ingress[]
+}
+
+interface Candidate {
+  rule: RuleConfig
+  /** 0 exact host, 1 wildcard host, 2 no host. */
+  hostRank: number
+  /** Length that decides precedence: Prefix paths without their trailing slash. */
+  length: number
+  /** Position in the oldest-first walk, to keep the sort stable and deterministic. */
+  seq: number
+}
+
+export function translate(snapshot: Snapshot, options: TranslateOptions): Translation {
+  const classes = new IngressClassIndex(snapshot.ingressClasses, options.controllerName)
+  const services = new Map<string, Service>(snapshot.services.map((s) => [keyOf(s.metadata), s]))
+  // Oldest first: the first claim on a host+path wins a conflict, deterministically.
+  const owned = snapshot.ingresses.filter((i) => classes.classOf(i) !== undefined).sort(byAge)
+
+  const diagnostics: Diagnostic[] = []
+  const upstreams = new Map<string, UpstreamConfig>()
+  const candidates: Candidate[] = []
+  const claims = new Map<string, string>()
+  let fallback: { rule: RuleConfig; owner: string } | undefined
+
+  for (const ingress of owned) {
+    const namespace = ingress.metadata.namespace ?? 'default'
+    const name = ingress.metadata.name ?? ''
+    const owner = `${namespace}/${name}`
+    const report = (reason: Diagnostic['reason'], message: string): void => {
+      diagnostics.push({ namespace, name, reason, message })
+    }
+
+    const settings = readAnnotations(ingress, report)
+    if (settings === undefined) continue // an invalid annotation leaves the whole Ingress out
+
+    const upstreamFor = (backend: IngressBackend, where: string): string | undefined => {
+      const resolved = resolveBackend(backend, namespace, services, where, report)
+      if (resolved === undefined) return undefined
+      const { service, port } = resolved
+      const upstreamName = settings.scheme === 'https' ? `${namespace}/${service}:${port}/https` : `${namespace}/${service}:${port}`
+      upstreams.set(upstreamName, {
+        name: upstreamName,
+        host: `${service}.${namespace}.svc.${options.clusterDomain}`,
+        port,
+        scheme: settings.scheme,
+        noHostRewrite: false,
+      })
+      return upstreamName
+    }
+
+    ;(ingress.spec?.rules ?? []).forEach((rule, r) => {
+      const host = (rule.host ?? '').toLowerCase()
+      ;(rule.http?.paths ?? []).forEach((p, i) => {
+        const where = `spec.rules[${r}].http.paths[${i}]`
+        const matchMode = matchModeFor(p.pathType)
+        if (matchMode === undefined) {
+          report('InvalidPath', `${where}.pathType ${JSON.stringify(p.pathType)} is not supported (accepted: Exact, Prefix, ImplementationSpecific)`)
+          return
+        }
+        const path = p.path === undefined || p.path === '' ? '/' : p.path
+        if (!/^\/[^\s?#]*$/.test(path)) {
+          report('InvalidPath', `${where}.path ${JSON.stringify(path)} must start with "/" and contain no spaces, "?" or "#"`)
+          return
+        }
+        const upstream = upstreamFor(p.backend, `${where}.backend`)
+        if (upstream === undefined) return
+        const key = matchMode === 'exact' ? path : path.replace(/\/+$/, '')
+        const claim = `${host}\n${matchMode}\n${key}`
+        const holder = claims.get(claim)
+        if (holder !== undefined) {
+          report(
+            'Conflict',
+            `${where}: host ${JSON.stringify(host || '*')} path ${JSON.stringify(path)} (${p.pathType ?? 'ImplementationSpecific'}) is already served by ` +
+              `${holder === owner ? 'an earlier path of this Ingress' : `Ingress ${holder}, which is older`}; this path is ignored`,
+          )
+          return
+        }
+        claims.set(claim, owner)
+        candidates.push({
+          rule: { upstream, path, host, matchMode, stripPath: settings.stripPath },
+          hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
+          length: key.length,
+          seq: candidates.length,
+        })
+      })
+    })
+
+    const defaultBackend = ingress.spec?.defaultBackend
+    if (defaultBackend) {
+      if (fallback !== undefined) {
+        report('Conflict', `spec.defaultBackend: Ingress ${fallback.owner} (older) already provides the default backend; this one is ignored`)
+      } else {
+        const upstream = upstreamFor(defaultBackend, 'spec.defaultBackend')
+        if (upstream !== undefined) {
+          fallback = { rule: { upstream, path: '/', host: '', matchMode: 'prefix', stripPath: false }, owner }
+        }
+      }
+    }
+  }
+
+  candidates.sort(
+    (a, b) =>
+      a.hostRank - b.hostRank ||
+      compare(a.rule.host, b.rule.host) ||
+      b.length - a.length ||
+      (a.rule.matchMode === 'exact' ? 0 : 1) - (b.rule.matchMode === 'exact' ? 0 : 1) ||
+      a.seq - b.seq,
+  )
+  const rules = candidates.map((c) => c.rule)
+  if (fallback) rules.push(fallback.rule)
+
+  return {
+    config: { upstreams: [...upstreams.values()].sort((a, b) => compare(a.name, b.name)), rules },
+    diagnostics,
+    owned,
+  }
+}
+
+/** Exact → exact; Prefix and ImplementationSpecific → Kubernetes element-wise prefix. */
+function matchModeFor(pathType: string | undefined): MatchMode | undefined {
+  switch (pathType ?? 'ImplementationSpecific') {
+    case 'Exact':
+      return 'exact'
+    case 'Prefix':
+    case 'ImplementationSpecific':
+      return 'pathPrefix'
+    default:
+      return undefined
+  }
+}
+
+function readAnnotations(
+  ingress: Ingress,
+  report: (reason: Diagnostic['reason'], message: string) => void,
+): { scheme: Scheme; stripPath: boolean } | undefined {
+  const annotations = ingress.metadata.annotations ?? {}
+  let ok = true
+  let scheme: Scheme = 'http'
+  let stripPath = false
+  const protocol = annotations[BACKEND_PROTOCOL_ANNOTATION]
+  if (protocol !== undefined) {
+    const v = protocol.trim().toLowerCase()
+    if (v === 'http' || v === 'https') scheme = v
+    else {
+      report('InvalidAnnotation', `annotation ${BACKEND_PROTOCOL_ANNOTATION}: ${JSON.stringify(protocol)} is not valid (accepted: http, https); this Ingress is not served`)
+      ok = false
+    }
+  }
+  const strip = annotations[STRIP_PATH_ANNOTATION]
+  if (strip !== undefined) {
+    const v = strip.trim().toLowerCase()
+    if (v === 'true' || v === 'false') stripPath = v === 'true'
+    else {
+      report('InvalidAnnotation', `annotation ${STRIP_PATH_ANNOTATION}: ${JSON.stringify(strip)} is not valid (accepted: true, false); this Ingress is not served`)
+      ok = false
+    }
+  }
+  return ok ? { scheme, stripPath } : undefined
+}
+
+function resolveBackend(
+  backend: IngressBackend,
+  namespace: string,
+  services: ReadonlyMap<string, Service>,
+  where: string,
+  report: (reason: Diagnostic['reason'], message: string) => void,
+): { service: string; port: number } | undefined {
+  const svc = backend.service
+  if (!svc) {
+    const kind = backend.resource ? `${backend.resource.kind} ${backend.resource.name}` : 'nothing'
+    report('UnsupportedBackend', `${where}: only Service backends are supported, found ${kind}; this path is not served`)
+    return undefined
+  }
+  const service = services.get(`${namespace}/${svc.name}`)
+  if (!service) {
+    report('BackendNotFound', `${where}: Service ${namespace}/${svc.name} does not exist; this path is not served until it does`)
+    return undefined
+  }
+  const ports = service.spec?.ports ?? []
+  const wanted = svc.port
+  // A Service port given by name is resolved through spec.ports (the name of
+  // a *Service* port, not a container's targetPort).
+  const match =
+    wanted?.name !== undefined && wanted.name !== ''
+      ? ports.find((p) => p.name === wanted.name)
+      : wanted?.number !== undefined
+        ? ports.find((p) => p.port === wanted.number)
+        : ports.length === 1
+          ? ports[0]
+          : undefined
+  if (!match) {
+    const asked = wanted?.name ? `named ${JSON.stringify(wanted.name)}` : wanted?.number !== undefined ? String(wanted.number) : '(none given)'
+    const known = ports.map((p) => (p.name ? `${p.name}=${p.port}` : String(p.port))).join(', ') || 'none'
+    report('BackendNotFound', `${where}: Service ${namespace}/${svc.name} has no port ${asked} (its ports: ${known}); this path is not served`)
+    return undefined
+  }
+  return { service: svc.name, port: match.port }
+}
+
+function byAge(a: Ingress, b: Ingress): number {
+  const ta = time(a.metadata.creationTimestamp)
+  const tb = time(b.metadata.creationTimestamp)
+  return ta - tb || compare(keyOf(a.metadata), keyOf(b.metadata))
+}
+
+function time(t: Date | string | undefined): number {
+  if (t === undefined) return Number.MAX_SAFE_INTEGER
+  const ms = t instanceof Date ? t.getTime() : Date.parse(t)
+  return Number.isNaN(ms) ? Number.MAX_SAFE_INTEGER : ms
+}
+
+/** Locale-independent string order, so output never depends on the machine. */
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0
+}

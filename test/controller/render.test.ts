@@ -1,0 +1,40 @@
+// `nanoproxy render` fixtures, one folder per scenario (the Traefik way):
+// input.yaml holds the Kubernetes objects, expected.yaml the proxy config
+// the controller must produce, warnings.txt the Warning events (if any).
+// The first comment line of input.yaml names the test. Expected files are
+// checked by hand against the Ingress docs, never just copied from output.
+
+import assert from 'node:assert/strict'
+import { describe, it } from 'node:test'
+import { existsSync, readdirSync, readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { parseConfig } from '../../src/config/load.ts'
+import { runCli } from '../helpers/proxy-process.ts'
+
+const fixtures = new URL('./fixtures/', import.meta.url).pathname
+
+describe('nanoproxy render', () => {
+  for (const scenario of readdirSync(fixtures).sort()) {
+    const dir = join(fixtures, scenario)
+    const description = /^#\s*(.*)/.exec(readFileSync(join(dir, 'input.yaml'), 'utf8'))?.[1] ?? scenario
+    it(`${scenario}: ${description}`, async () => {
+      const { code, stdout, stderr } = await runCli(['render', join(dir, 'input.yaml')])
+      assert.equal(code, 0, stderr)
+      assert.equal(stdout, readFileSync(join(dir, 'expected.yaml'), 'utf8'))
+      const warnings = join(dir, 'warnings.txt')
+      assert.equal(stderr, existsSync(warnings) ? readFileSync(warnings, 'utf8') : '')
+      // What the controller writes must be a config the proxy accepts.
+      assert.doesNotThrow(() => parseConfig(stdout, 'rendered'))
+    })
+  }
+
+  it('exits 1 with file:line:column on YAML it cannot parse', async () => {
+    const { writeFileSync } = await import('node:fs')
+    const { tempDir } = await import('../helpers/proxy-process.ts')
+    const file = join(tempDir(), 'broken.yaml')
+    writeFileSync(file, 'kind: Ingress\nmetadata: [\n')
+    const { code, stderr } = await runCli(['render', file])
+    assert.equal(code, 1)
+    assert.match(stderr, new RegExp(`^${file}:\\d+:\\d+: `))
+  })
+})
