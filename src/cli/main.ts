@@ -3,6 +3,7 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { NanoProxyError } from '../errors.ts'
 import { VERSION } from '../version.ts'
+import { runController } from './controller-command.ts'
 import { runProxy } from './proxy-command.ts'
 import { runRender } from './render-command.ts'
 import { runRoutes } from './routes-command.ts'
@@ -12,6 +13,7 @@ const USAGE = `nanoproxy ${VERSION}: HTTP reverse proxy and Kubernetes ingress c
 
 Usage:
   nanoproxy proxy [-c FILE]     run the reverse proxy (config: -c, else CONF_FILE, else ./config.yaml)
+  nanoproxy controller [-c FILE] run the Kubernetes ingress controller (writes the proxy config FILE)
   nanoproxy validate FILE       check a config file; print every problem as file:line:column
   nanoproxy routes FILE         print the compiled routing table in match order
   nanoproxy render FILE...      translate Ingress/IngressClass/Service YAML to a proxy config
@@ -33,6 +35,16 @@ const COMMAND_HELP: Record<string, string> = {
 Runs the reverse proxy. The config file is watched and reloaded when it
 changes; a file that fails validation is rejected whole and the last good
 config keeps serving. SIGTERM/SIGINT drain in-flight requests, then exit.
+`,
+  controller: `Usage: nanoproxy controller [-c FILE]
+
+Watches Ingress, IngressClass and Service objects and writes the proxy's
+config file (-c, else CONF_FILE, else ./config.yaml) whenever they change.
+Connects with KUBECONFIG, ~/.kube/config or the in-cluster service account.
+Environment: CONTROLLER_NAME (benc-uk/nanoproxy), WATCH_NAMESPACE (all),
+CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
+PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
+Ingress status, DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 
@@ -89,6 +101,10 @@ export async function main(argv: string[]): Promise<number> {
     case 'proxy':
       if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0])}`, 'proxy')
       await runProxy({ config: values.config }, process.env)
+      return -1 // keeps running; exits on a signal
+    case 'controller':
+      if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0])}`, 'controller')
+      await runController({ config: values.config }, process.env)
       return -1 // keeps running; exits on a signal
     case 'validate':
     case 'routes': {

@@ -1,6 +1,8 @@
 // Controller settings from the environment.
 
+import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import type { TranslateOptions } from './snapshot.ts'
+import type { PublishSettings } from './status-updater.ts'
 
 /**
  * The original NanoProxy's IngressClass controller name, so IngressClass
@@ -12,5 +14,33 @@ export function controllerOptions(env: Record<string, string | undefined>): Tran
   return {
     controllerName: env.CONTROLLER_NAME || DEFAULT_CONTROLLER_NAME,
     clusterDomain: env.CLUSTER_DOMAIN || 'cluster.local',
+  }
+}
+
+export interface ControllerSettings extends TranslateOptions {
+  /** Port of the /healthz and /readyz endpoints. */
+  port: number
+  namespace: string | undefined
+  publish: PublishSettings
+  debug: boolean
+}
+
+export function readControllerSettings(env: Record<string, string | undefined>): ControllerSettings {
+  const problems: string[] = []
+  const rawPort = env.PORT ?? ''
+  const port = rawPort === '' ? 9090 : Number(rawPort)
+  if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`PORT=${JSON.stringify(rawPort)} is not valid: expected a port number 0-65535`)
+  const publishService = env.PUBLISH_SERVICE || undefined
+  if (publishService !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(publishService)) {
+    problems.push(`PUBLISH_SERVICE=${JSON.stringify(publishService)} is not valid: expected namespace/name`)
+  }
+  const addresses = (env.PUBLISH_ADDRESS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
+  return {
+    ...controllerOptions(env),
+    port,
+    namespace: env.WATCH_NAMESPACE || undefined,
+    publish: { service: publishService, addresses },
+    debug: (env.DEBUG ?? '') !== '',
   }
 }

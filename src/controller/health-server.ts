@@ -1,0 +1,23 @@
+// The controller's probe endpoints: /healthz (the process is alive) and
+// /readyz (every cache is synced and the config has been written once).
+
+import { createServer, type Server } from 'node:http'
+
+export function createHealthServer(ready: () => { ready: boolean; detail: Record<string, unknown> }): Server {
+  return createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0]
+    if (path === '/healthz' || path === '/livez') {
+      res.writeHead(200, { 'content-type': 'text/plain' })
+      res.end('ok\n')
+      return
+    }
+    if (path === '/readyz') {
+      const { ready: ok, detail } = ready()
+      res.writeHead(ok ? 200 : 503, { 'content-type': 'application/json' })
+      res.end(JSON.stringify({ ready: ok, ...detail }) + '\n')
+      return
+    }
+    res.writeHead(404, { 'content-type': 'text/plain' })
+    res.end('not found\n')
+  })
+}
