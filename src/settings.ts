@@ -34,6 +34,8 @@ export interface ProxySettings {
 
 type Env = Record<string, string | undefined>
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
+
 export function readProxySettings(env: Env): ProxySettings {
   const problems: string[] = []
   const num = (name: string, fallback: number, check: (n: number) => boolean, what: string): number => {
@@ -66,6 +68,10 @@ export function readProxySettings(env: Env): ProxySettings {
   }
 
   const certPath = nonEmpty(env.CERT_PATH)
+  const logLevel = nonEmpty(env.LOG_LEVEL)
+  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
+    problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`)
+  }
 
   if (problems.length > 0) {
     throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))

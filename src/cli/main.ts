@@ -25,7 +25,8 @@ Options:
 
 Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60),
   SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, TLS_SKIP_VERIFY, CONFIG_B64,
-  CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (on|off).
+  CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (off to disable),
+  LOG_LEVEL (info).
 See docs/configuration.md.
 `
 
@@ -135,7 +136,9 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     // Start-up failures: one clear message for a human, no stack trace
     // unless the error is a bug (not one of ours).
-    const message = err instanceof NanoProxyError ? err.message : ((err as Error)?.stack ?? String(err))
+    const e = err as NodeJS.ErrnoException
+    const expected = err instanceof NanoProxyError || typeof e?.code === 'string' // ours, or EADDRINUSE, EACCES...
+    const message = expected ? e.message : (e?.stack ?? String(err))
     process.stderr.write(`nanoproxy: ${message}\n`)
     process.exit(1)
   },

@@ -6,7 +6,8 @@ import { ConfigError } from '../errors.ts'
 export async function runValidate(file: string): Promise<number> {
   try {
     const { config } = await loadConfigFile(file)
-    process.stdout.write(`${file}: OK (${config.upstreams.length} upstreams, ${config.rules.length} rules)\n`)
+    const n = (count: number, noun: string) => `${count} ${noun}${count === 1 ? '' : 's'}`
+    process.stdout.write(`${file}: OK (${n(config.upstreams.length, 'upstream')}, ${n(config.rules.length, 'rule')})\n`)
     return 0
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err

@@ -5,6 +5,7 @@
 // previous good one (the same stance as `nginx -t` before a reload).
 
 import { readFile } from 'node:fs/promises'
+import { isIP } from 'node:net'
 import { Ajv, type ErrorObject } from 'ajv'
 import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
@@ -71,6 +72,7 @@ export function parseConfig(text: string, file = '<config>'): ProxyConfig {
   const doc = docs[0]
   if (!doc) return { upstreams: [], rules: [] }
   const raw = doc.toJS({ maxAliasCount: 100 }) as unknown
+  acceptYaml11Booleans(raw)
 
   if (!validateSchema(raw)) {
     for (const err of validateSchema.errors ?? []) {
@@ -85,6 +87,13 @@ export function parseConfig(text: string, file = '<config>'): ProxyConfig {
   // Checks that span fields: names are unique and every rule's upstream exists.
   const seen = new Set<string>()
   upstreams.forEach((u, i) => {
+    // The schema's pattern lets anything with a colon through as IPv6; check it properly.
+    if (typeof u.host === 'string' && u.host.includes(':') && isIP(u.host.replace(/^\[(.*)\]$/, '$1')) !== 6) {
+      problems.push({
+        ...nodePos(doc, ['upstreams', i, 'host'], at),
+        message: `upstream ${i + 1} field "host": ${JSON.stringify(u.host)} must be a hostname or IP address, without scheme, port or path`,
+      })
+    }
     if (typeof u.name !== 'string') return
     if (seen.has(u.name)) {
       problems.push({ ...nodePos(doc, ['upstreams', i, 'name'], at), message: `duplicate upstream name "${u.name}"` })
@@ -123,10 +132,35 @@ export function parseConfig(text: string, file = '<config>'): ProxyConfig {
   }
 }
 
-/** Hosts compare case-insensitively (RFC 9110 §4.2.3); a trailing dot names the same host. */
+/**
+ * Hosts compare case-insensitively (RFC 9110 §4.2.3); a trailing dot names
+ * the same host; an IPv6 literal is kept without its brackets, as the
+ * request host is (see router/request-host.ts).
+ */
 function normaliseRuleHost(host: string): string {
-  const h = host.toLowerCase()
+  const h = host.toLowerCase().replace(/^\[(.*)\]$/, '$1')
   return h.endsWith('.') ? h.slice(0, -1) : h
+}
+
+/**
+ * The original NanoProxy (Go, yaml.v3) read `yes`/`no`/`on`/`off` as
+ * booleans in boolean fields, as YAML 1.1 did. YAML 1.2 reads them as
+ * strings; convert them in the two boolean fields so old files still load.
+ */
+function acceptYaml11Booleans(raw: unknown): void {
+  const words: Record<string, boolean> = { yes: true, on: true, y: true, no: false, off: false, n: false }
+  const fix = (list: unknown, field: string): void => {
+    if (!Array.isArray(list)) return
+    for (const item of list) {
+      if (item === null || typeof item !== 'object') continue
+      const obj = item as Record<string, unknown>
+      const v = obj[field]
+      if (typeof v === 'string' && v.toLowerCase() in words) obj[field] = words[v.toLowerCase()]
+    }
+  }
+  if (raw === null || typeof raw !== 'object') return
+  fix((raw as Record<string, unknown>).upstreams, 'noHostRewrite')
+  fix((raw as Record<string, unknown>).rules, 'stripPath')
 }
 
 type PathKey = string | number

@@ -9,7 +9,7 @@
 // listeners needed to hear about the client going away.
 
 import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { NanoProxyError} from '../errors.ts';
+import type { NanoProxyError } from '../errors.ts'
 import { ERROR_CODES, upstreamError } from '../errors.ts'
 import { clientResponseHeaders } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
@@ -37,7 +37,9 @@ export interface ForwardRequest {
 export interface ForwardResult {
   status: number
   bytes: number
-  error?: NanoProxyError
+  error?: NanoProxyError | undefined
+  /** The client went away before the response was complete. */
+  aborted?: boolean
 }
 
 export class ForwardHandler extends UpstreamExchange {
@@ -142,6 +144,6 @@ export class ForwardHandler extends UpstreamExchange {
   private readonly onClientClose = (): void => {
     if (this.fwd.res.writableFinished) return
     this.abandon(new Error('client closed the connection'))
-    this.finish({ status: this.status || 499, bytes: this.bytes })
+    this.finish({ status: this.status || 499, bytes: this.bytes, aborted: true })
   }
 }

@@ -22,6 +22,13 @@ const HOP_BY_HOP = new Set([
 /** Headers the proxy sets itself, so the client's copies are never passed on. */
 const REPLACED_ON_REQUEST = new Set(['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'expect'])
 
+/**
+ * Client-address headers an upstream may believe: passed on only from a
+ * trusted proxy, dropped from anyone else (Go's ReverseProxy, which the
+ * original used, drops Forwarded too) so a client cannot pose as another.
+ */
+const TRUSTED_ONLY = new Set(['forwarded', 'x-real-ip'])
+
 /** Header names listed in Connection (RFC 9110 §7.6.1), lower-cased. */
 function connectionTokens(value: string | undefined): Set<string> | undefined {
   if (value === undefined || value === '') return undefined
@@ -62,6 +69,7 @@ export function upstreamRequestHeaders(raw: string[], connection: string | undef
     const name = raw[i]!
     const lower = name.toLowerCase()
     if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue
+    if (!info.trusted && TRUSTED_ONLY.has(lower)) continue
     if (REPLACED_ON_REQUEST.has(lower)) {
       if (info.trusted) {
         const value = raw[i + 1]!

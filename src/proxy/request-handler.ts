@@ -86,15 +86,17 @@ export class RequestHandler {
     const done = (status: number, bytes: number, error?: NanoProxyError, upstream?: string): void => {
       this.logRequest(req, client, started, { status, bytes, error }, upstream)
     }
+    // Without a response object the proxy's own endpoints are not answered:
+    // an upgrade is always routed like any path.
     const routed = this.route(req, undefined, client)
-    if (!(routed instanceof NanoProxyError) && routed !== undefined) {
-      const upstream = ctx.state.upstreams.get(routed.route.upstream.name)!
-      new UpgradeHandler(ctx, { req, socket, head, upstream, target: routed.target, headers: routed.headers, done }).start()
+    if (routed instanceof NanoProxyError || routed === undefined) {
+      const error = routed ?? new NanoProxyError(ERROR_CODES.NO_ROUTE, 'no route')
+      const sent = writeRawError(ctx, socket, error)
+      done(sent.status, sent.bytes, error.code === ERROR_CODES.NO_ROUTE ? undefined : error)
       return
     }
-    const error = routed ?? new NanoProxyError(ERROR_CODES.BAD_REQUEST, 'this endpoint does not accept upgrades')
-    const sent = writeRawError(ctx, socket, error)
-    done(sent.status, sent.bytes, error.code === ERROR_CODES.NO_ROUTE ? undefined : error)
+    const upstream = ctx.state.upstreams.get(routed.route.upstream.name)!
+    new UpgradeHandler(ctx, { req, socket, head, upstream, target: routed.target, headers: routed.headers, done }).start()
   }
 
   /**
@@ -162,7 +164,9 @@ export class RequestHandler {
   private logRequest(req: IncomingMessage, client: string, started: number, result: ForwardResult, upstream: string | undefined): void {
     const { log, settings } = this.ctx
     const error = result.error
-    if (error) log.warn({ code: error.code, err: error.cause ?? error, upstream, url: req.url }, error.message)
+    // Upstream trouble is the operator's business (warn, with the cause);
+    // a client's malformed request is only noted in its access-log line.
+    if (error && error.code !== ERROR_CODES.BAD_REQUEST) log.warn({ code: error.code, err: error.cause ?? error, upstream, url: req.url }, error.message)
     if (!settings.accessLog) return
     log.info(
       {
@@ -176,6 +180,7 @@ export class RequestHandler {
         client,
         ...(req.headers.upgrade && result.status === 101 ? { upgrade: req.headers.upgrade } : {}),
         ...(error ? { error: error.code } : {}),
+        ...(result.aborted ? { aborted: true } : {}),
       },
       'request',
     )

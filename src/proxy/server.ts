@@ -10,9 +10,9 @@ import type { RequestHandler } from './request-handler.ts'
 import { TLS_POLICY } from './tls.ts'
 
 /**
- * Idle keep-alive connections are kept 65 s: longer than the 60 s idle
- * timeout of common load balancers in front (AWS ALB, GCP), so the balancer,
- * not the proxy, closes first and never sends on a connection being closed.
+ * Idle keep-alive connections are kept 65 s: longer than the default 60 s
+ * idle timeout of AWS load balancers in front, so the balancer, not the
+ * proxy, closes first and never sends on a connection being closed.
  */
 const KEEP_ALIVE_TIMEOUT_MS = 65_000
 
@@ -35,7 +35,8 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
     noDelay: true,
   }
   const server = tls ? createHttpsServer({ ...options, ...tls, ...TLS_POLICY }) : createHttpServer(options)
-  server.setTimeout(settings.idleTimeoutMs)
+  // Never shorter than TIMEOUT: a client waiting for response headers is silent too.
+  server.setTimeout(Math.max(settings.idleTimeoutMs, settings.timeoutMs))
 
   server.on('request', (req, res) => handler.handle(req, res))
   // Registering this listener stops Node from answering 100 Continue before

@@ -5,6 +5,7 @@
 // whose upstream disappears is closed gracefully: requests already running on
 // it finish, new ones go to the new config's pools.
 
+import { getCACertificates } from 'node:tls'
 import { Pool } from 'undici'
 import type { UpstreamConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
@@ -22,6 +23,18 @@ export interface PoolSettings {
   timeoutMs: number
   idleTimeoutMs: number
   tlsSkipVerify: boolean
+}
+
+let cas: string[] | undefined
+
+/**
+ * HTTPS upstreams are verified against the operating system's CA store
+ * (what the original Go proxy used), plus Node's bundled Mozilla list and
+ * NODE_EXTRA_CA_CERTS. Read once: the system store is a few hundred files.
+ */
+function trustedCAs(): string[] {
+  cas ??= [...new Set([...getCACertificates('default'), ...getCACertificates('system')])]
+  return cas
 }
 
 export class UpstreamPools {
@@ -74,6 +87,7 @@ export class UpstreamPools {
       pipelining: 1,
       connect: {
         rejectUnauthorized: !tlsSkipVerify,
+        ca: trustedCAs(),
         ALPNProtocols: ['http/1.1'],
       },
     })

@@ -68,6 +68,8 @@ describe('nanoproxy validate', () => {
     const { code, stdout } = await runCli(['validate', path])
     assert.equal(code, 0)
     assert.equal(stdout, `${path}: OK (2 upstreams, 3 rules)\n`)
+    const one = file('upstreams: [{name: a, host: a}]\nrules: [{upstream: a}]\n')
+    assert.equal((await runCli(['validate', one])).stdout, `${one}: OK (1 upstream, 1 rule)\n`)
   })
 
   it('prints every problem as file:line:column and exits 1', async () => {
@@ -173,6 +175,7 @@ describe('proxy start-up', () => {
     ['SHUTDOWN_TIMEOUT', '-1'],
     ['TRUSTED_PROXIES', '10.0.0.0/33'],
     ['TRUSTED_PROXIES', 'proxy.local'],
+    ['LOG_LEVEL', 'verbose'],
   ] as const) {
     it(`refuses to start when ${name}=${value}, naming the variable`, async () => {
       const proxy = await startProxy({ env: { [name]: value }, config: '', noWait: true })

@@ -97,6 +97,23 @@ rules:
     assert.deepEqual(problems('upstream: []\n'), ['c.yaml:1:1: unknown field "upstream" (allowed: upstreams, rules)'])
   })
 
+  it('rejects an upstream host with a port in it, which is not an IPv6 address', () => {
+    assert.deepEqual(problems('upstreams:\n  - name: db\n    host: db:5432\n'), [
+      'c.yaml:3:11: upstream 1 field "host": "db:5432" must be a hostname or IP address, without scheme, port or path',
+    ])
+  })
+
+  it('reads yes/no/on/off in boolean fields as the original (YAML 1.1) did', () => {
+    const config = parseConfig('upstreams:\n  - {name: a, host: a, noHostRewrite: yes}\nrules:\n  - {upstream: a, stripPath: On}\n  - {upstream: a, stripPath: no}\n')
+    assert.equal(config.upstreams[0]?.noHostRewrite, true)
+    assert.deepEqual(config.rules.map((r) => r.stripPath), [true, false])
+  })
+
+  it('keeps an IPv6 rule host without its brackets, as request hosts are compared', () => {
+    const config = parseConfig('upstreams: [{name: a, host: a}]\nrules: [{upstream: a, host: "[::1]"}]\n')
+    assert.equal(config.rules[0]?.host, '::1')
+  })
+
   it('accepts IPv4 and IPv6 upstream hosts and pathPrefix rules', () => {
     const config = parseConfig(`
 upstreams:

@@ -66,6 +66,12 @@ describe('forwarding', () => {
     assert.equal(json.headers['x-forwarded-proto'], 'http')
   })
 
+  it('drops Forwarded and X-Real-IP sent by a client outside TRUSTED_PROXIES', async () => {
+    const { json } = await echo('/echo', { headers: { forwarded: 'for=6.6.6.6', 'x-real-ip': '6.6.6.6' } })
+    assert.equal(json.headers.forwarded, undefined)
+    assert.equal(json.headers['x-real-ip'], undefined)
+  })
+
   it('strips the matched prefix before forwarding and keeps the query string byte for byte', async () => {
     const { json } = await echo('/strip/a%2Fb/c?x=1&y=%20z&&')
     assert.equal(json.url, '/a%2Fb/c?x=1&y=%20z&&')
@@ -219,6 +225,9 @@ describe('forwarding from a trusted proxy', () => {
       assert.equal(json.headers['x-forwarded-for'], '203.0.113.7, 127.0.0.1')
       assert.equal(json.headers['x-forwarded-proto'], 'https')
       assert.equal(json.headers['x-forwarded-host'], 'shop.example')
+      const { json: more } = await sendJson<SeenRequest>(`${proxy.url}/`, { headers: { forwarded: 'for=203.0.113.7', 'x-real-ip': '203.0.113.7' } })
+      assert.equal(more.headers.forwarded, 'for=203.0.113.7')
+      assert.equal(more.headers['x-real-ip'], '203.0.113.7')
     } finally {
       await proxy.stop()
       await up.close()
