@@ -6,7 +6,7 @@
 // only when its content changes, so an idle cluster causes no reloads.
 
 import { randomBytes } from 'node:crypto'
-import { readFile, rename, rm, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { basename, dirname, join } from 'node:path'
 import { stringify } from 'yaml'
 import type { ProxyConfig } from '../config/schema.ts'
@@ -22,6 +22,7 @@ export async function writeIfChanged(file: string, text: string): Promise<boolea
   const current = await readFile(file, 'utf8').catch(() => undefined)
   if (current === text) return false
   const tmp = join(dirname(file), `.${basename(file)}.${randomBytes(4).toString('hex')}.tmp`)
+  await mkdir(dirname(file), { recursive: true })
   try {
     await writeFile(tmp, text, { mode: 0o644 })
     await rename(tmp, file)
