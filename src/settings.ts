@@ -7,6 +7,7 @@
 // naming the variable: silently falling back to a default hides mistakes.
 
 import { BlockList, isIP } from 'node:net'
+import { availableParallelism } from 'node:os'
 import { ERROR_CODES, NanoProxyError } from './errors.ts'
 
 export interface ProxySettings {
@@ -30,6 +31,8 @@ export interface ProxySettings {
   configB64: string | undefined
   /** Whether to write one access-log line per request. */
   accessLog: boolean
+  /** Worker processes sharing the listening port (SO_REUSEPORT). */
+  workers: number
 }
 
 type Env = Record<string, string | undefined>
@@ -53,6 +56,7 @@ export function readProxySettings(env: Env): ProxySettings {
   const timeout = num('TIMEOUT', 5, (n) => n > 0, 'a number of seconds greater than 0')
   const idle = num('IDLE_TIMEOUT', 60, (n) => n > 0, 'a number of seconds greater than 0')
   const shutdown = num('SHUTDOWN_TIMEOUT', 25, (n) => n >= 0, 'a number of seconds, 0 or more')
+  const workers = num('WORKERS', availableParallelism(), (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number of processes, 1-256')
 
   const trustedProxiesText = (env.TRUSTED_PROXIES ?? '')
     .split(',')
@@ -89,6 +93,7 @@ export function readProxySettings(env: Env): ProxySettings {
     trustedProxiesText,
     configB64: nonEmpty(env.CONFIG_B64),
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
+    workers,
   }
 }
 

@@ -1,5 +1,6 @@
 // `nanoproxy proxy`: load the config, serve, hot-reload, shut down gracefully.
 
+import cluster from 'node:cluster'
 import type { Server } from 'node:http'
 import { FileWatcher } from '../config/file-watcher.ts'
 import { configPath, ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
@@ -22,8 +23,17 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
   const settings = readProxySettings(env)
   const log = createLogger({ debug: settings.debug })
   const file = configPath(options.config, env)
+  if (settings.workers > 1 && cluster.isPrimary) {
+    // Check the config once here, so a bad file stops start-up with one
+    // message instead of N workers failing in a loop.
+    if (settings.configB64) writeConfigB64(file, settings.configB64)
+    ensureConfigFile(file)
+    await loadConfigFile(file)
+    if (settings.certPath) loadCertificate(settings.certPath)
+    return superviseWorkers(settings.workers, settings.port, log)
+  }
 
-  if (settings.configB64) {
+  if (settings.configB64 && cluster.isPrimary) {
     writeConfigB64(file, settings.configB64)
     log.info({ config: file }, 'config from CONFIG_B64 written to the config file')
   }
@@ -57,7 +67,7 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
     await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
   }
 
-  const port = await listen(server, settings.port)
+  const port = await listen(server, settings.port, cluster.isWorker)
   log.info(
     {
       version: VERSION,
@@ -91,7 +101,10 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
     })
   }
   process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
+  // A worker hears Ctrl-C too (same process group); the supervisor turns it
+  // into the SIGTERM every worker gets, so the worker itself ignores it.
+  if (cluster.isWorker) process.on('SIGINT', () => {})
+  else process.on('SIGINT', stop)
 }
 
 function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buffer | undefined): void {
@@ -134,4 +147,51 @@ function reloadCertificate(server: Server, log: Logger, certPath: string, cert: 
   } catch (err) {
     log.error({ err, cert_path: certPath }, 'new certificate rejected: keeping the current one')
   }
+}
+
+/**
+ * WORKERS > 1: this process only supervises. Each worker is a full proxy
+ * (it loads and watches the config and certificates itself, so a reload
+ * reaches all of them) bound to the same port with SO_REUSEPORT. SIGTERM
+ * and SIGINT are passed on; each worker drains as a single proxy would, and
+ * the supervisor exits 0 once all have. A worker that dies otherwise is
+ * replaced.
+ */
+async function superviseWorkers(count: number, port: number, log: Logger): Promise<void> {
+  // With PORT=0 every worker must still share one port: pick it here.
+  const shared = port === 0 ? await freePort() : port
+  let stopping = false
+  const fork = (): void => {
+    cluster.fork({ PORT: String(shared), WORKERS: String(count) })
+  }
+  cluster.on('exit', (worker, code, signal) => {
+    if (stopping) {
+      if (Object.keys(cluster.workers ?? {}).length === 0) {
+        log.info('all workers stopped')
+        process.exit(0)
+      }
+      return
+    }
+    log.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting a new one')
+    setTimeout(fork, 1000).unref()
+  })
+  for (let i = 0; i < count; i++) fork()
+  log.info({ workers: count, port: shared }, `supervising ${count} workers on port ${shared}`)
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) process.exit(1)
+    stopping = true
+    log.info({ signal }, 'stopping workers')
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
+  }
+  process.on('SIGTERM', stop)
+  process.on('SIGINT', stop)
+}
+
+async function freePort(): Promise<number> {
+  const { createServer } = await import('node:net')
+  const s = createServer()
+  await new Promise<void>((resolve) => s.listen(0, resolve))
+  const port = (s.address() as { port: number }).port
+  await new Promise((resolve) => s.close(resolve))
+  return port
 }

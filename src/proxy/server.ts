@@ -80,10 +80,15 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
   return server
 }
 
-export function listen(server: Server, port: number): Promise<number> {
+/**
+ * Listens on `port`. With `shared`, each worker process binds its own socket
+ * with SO_REUSEPORT and the kernel spreads connections among them (no
+ * round-robin through a primary process, unlike the cluster module's default).
+ */
+export function listen(server: Server, port: number, shared = false): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject)
-    server.listen(port, () => {
+    server.listen({ port, reusePort: shared, exclusive: shared }, () => {
       server.off('error', reject)
       const address = server.address()
       resolve(typeof address === 'object' && address ? address.port : port)

@@ -115,7 +115,8 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
   const configFile = join(dir, 'config.yaml')
   if (opts.config !== undefined) writeFileSync(configFile, opts.config)
   const child = spawn(BIN, opts.args ?? ['proxy', '-c', configFile], {
-    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', ...opts.env },
+    // One process unless a test asks for workers: RSS and PID checks then see the proxy itself.
+    env: { PATH: process.env.PATH, HOME: process.env.HOME, PORT: '0', WORKERS: '1', ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   })
   const proxy = new ProxyProcess(child, dir, configFile)

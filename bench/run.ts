@@ -1,0 +1,441 @@
+// `npm run bench`: NanoProxy against nginx, haproxy and the `http-proxy`
+// npm package, measured in the same run on the same machine.
+//
+// Method (docs/performance.md): every proxy under test is pinned alone on
+// CPU 0; the load generator (wrk) and the upstream (nginx, one worker,
+// `return 200`) share CPU 1, so the upstream is never the bottleneck and
+// proxies compete for nothing. Proxies run in turn, A B C D A B C D, and each
+// figure is the median of the rounds. Absolute numbers drift on shared
+// machines, so what we report is each proxy's ratio to nginx from the same
+// run, and requests per proxy CPU-second.
+//
+// Usage: npm run bench [-- --rounds N --duration S --only small,ws --quick]
+
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { createServer } from 'node:net'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+
+const ROOT = new URL('..', import.meta.url).pathname
+const NODE = process.execPath
+const PROXY_CPU = '0'
+const LOAD_CPU = '1'
+const MiB = 1024 * 1024
+
+const { values: args } = parseArgs({
+  options: {
+    rounds: { type: 'string', default: '2' },
+    duration: { type: 'string', default: '5' },
+    only: { type: 'string' },
+    quick: { type: 'boolean', default: false },
+  },
+})
+const ROUNDS = Number(args.rounds)
+const DURATION = args.quick ? 2 : Number(args.duration)
+const ONLY = args.only ? new Set(args.only.split(',')) : undefined
+
+// ---------------------------------------------------------------- helpers
+
+function have(cmd: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${cmd}`], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+
+/** wrk, nginx and haproxy come from Debian's packages; install what is missing. */
+function ensureTools(): void {
+  const missing = [
+    ['wrk', 'wrk'],
+    ['nginx', 'nginx-light'],
+    ['haproxy', 'haproxy'],
+    ['taskset', 'util-linux'],
+  ].filter(([cmd]) => !have(cmd!) && !have(`/usr/sbin/${cmd}`))
+  if (missing.length === 0) return
+  const pkgs = missing.map(([, pkg]) => pkg!)
+  console.error(`installing ${pkgs.join(' ')} with apt-get`)
+  execFileSync('apt-get', ['update', '-qq'], { stdio: 'inherit' })
+  execFileSync('apt-get', ['install', '-y', '-qq', ...pkgs], { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } })
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer()
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
+  const port = (s.address() as { port: number }).port
+  await new Promise((r) => s.close(r))
+  return port
+}
+
+async function waitForPort(port: number, ms = 15_000): Promise<void> {
+  const started = Date.now()
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = createServer()
+      s.once('error', () => resolve(true)) // in use: someone listens
+      s.listen(port, '127.0.0.1', () => s.close(() => resolve(false)))
+    })
+    if (ok) return
+    if (Date.now() - started > ms) throw new Error(`nothing listens on ${port}`)
+    await new Promise((r) => setTimeout(r, 50))
+  }
+}
+
+function pinned(cpu: string, cmd: string, cmdArgs: string[], env: Record<string, string> = {}): ChildProcess {
+  return spawn('taskset', ['-c', cpu, cmd, ...cmdArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
+}
+
+async function stop(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return
+  p.kill('SIGTERM')
+  const timer = setTimeout(() => p.kill('SIGKILL'), 5000)
+  await once(p, 'exit')
+  clearTimeout(timer)
+}
+
+/** CPU seconds (user + system) a process has used, from /proc/PID/stat. */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100 // utime, stime in clock ticks (USER_HZ = 100)
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
+  return m ? Number(m[1]) / 1024 : 0
+}
+
+function childPids(pid: number): number[] {
+  try {
+    return execFileSync('pgrep', ['-P', String(pid)], { encoding: 'utf8' }).trim().split('\n').filter(Boolean).map(Number)
+  } catch {
+    return []
+  }
+}
+
+interface WrkResult {
+  rps: number
+  mibps: number
+  p50ms: number
+  p99ms: number
+  errors: number
+  requests: number
+}
+
+function toMs(v: string): number {
+  const m = /([\d.]+)(us|ms|s)/.exec(v)
+  if (!m) return NaN
+  const n = Number(m[1])
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n
+}
+
+function toMiB(v: string): number {
+  const m = /([\d.]+)([KMG]?B)/.exec(v)
+  if (!m) return 0
+  const n = Number(m[1])
+  return m[2] === 'GB' ? n * 1024 : m[2] === 'MB' ? n : m[2] === 'KB' ? n / 1024 : n / MiB
+}
+
+async function wrk(url: string, connections: number, seconds: number, opts: { script?: string; headers?: string[] } = {}): Promise<WrkResult> {
+  const wrkArgs = ['-c', LOAD_CPU, 'wrk', '-t1', `-c${connections}`, `-d${seconds}s`, '--latency', '--timeout', '10s']
+  for (const h of opts.headers ?? []) wrkArgs.push('-H', h)
+  if (opts.script) wrkArgs.push('-s', opts.script)
+  wrkArgs.push(url)
+  const child = spawn('taskset', wrkArgs, { stdio: ['ignore', 'pipe', 'inherit'] })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+  await once(child, 'exit')
+  const num = (re: RegExp) => Number(re.exec(out)?.[1] ?? 0)
+  const errs = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out)
+  return {
+    rps: num(/Requests\/sec:\s+([\d.]+)/),
+    mibps: toMiB(/Transfer\/sec:\s+(\S+)/.exec(out)?.[1] ?? ''),
+    p50ms: toMs(/\s50%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    p99ms: toMs(/\s99%\s+(\S+)/.exec(out)?.[1] ?? ''),
+    errors: num(/Non-2xx or 3xx responses: (\d+)/) + (errs ? errs.slice(1).reduce((a, b) => a + Number(b), 0) : 0),
+    requests: num(/(\d+) requests in/),
+  }
+}
+
+// ---------------------------------------------------------------- the bench
+
+interface Proxy {
+  name: string
+  start(port: number): Promise<{ process: ChildProcess; pid: () => number }>
+}
+
+const work = mkdtempSync(join(tmpdir(), 'nanoproxy-bench-'))
+
+async function main(): Promise<void> {
+  ensureTools()
+  const nginxBin = have('nginx') ? 'nginx' : '/usr/sbin/nginx'
+  const haproxyBin = have('haproxy') ? 'haproxy' : '/usr/sbin/haproxy'
+
+  // Upstreams on the load CPU: nginx for HTTP, a Node `ws` echo server for WebSockets.
+  const up = await freePort()
+  const wsUp = await freePort()
+  writeFileSync(join(work, '1m.bin'), Buffer.alloc(MiB, 120))
+  writeFileSync(
+    join(work, 'upstream.conf'),
+    `worker_processes 1; daemon off; pid ${work}/upstream.pid; error_log ${work}/upstream.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  server { listen 127.0.0.1:${up};
+    location = / { return 200 "hello world\\n"; }
+    location = /1m { alias ${work}/1m.bin; }
+    location = /upload { client_max_body_size 2m; client_body_buffer_size 2m; return 200 "ok\\n"; } } }
+`,
+  )
+  const upstream = pinned(LOAD_CPU, nginxBin, ['-c', join(work, 'upstream.conf')])
+  const wsEcho = pinned(LOAD_CPU, NODE, [join(ROOT, 'bench/ws-echo.ts'), String(wsUp)])
+  await waitForPort(up)
+  await waitForPort(wsUp)
+
+  writeFileSync(join(work, 'post.lua'), `wrk.method = "POST"\nwrk.body = string.rep("x", ${MiB})\nwrk.headers["Content-Type"] = "application/octet-stream"\n`)
+
+  const nanoConfig = (extraRules = ''): string =>
+    `upstreams:\n  - {name: up, host: 127.0.0.1, port: ${up}}\n  - {name: ws, host: 127.0.0.1, port: ${wsUp}}\nrules:\n${extraRules}  - {upstream: ws, path: /ws}\n  - {upstream: up, path: /}\n`
+  writeFileSync(join(work, 'nano.yaml'), nanoConfig())
+
+  const proxies: Proxy[] = [
+    {
+      name: 'nginx',
+      async start(port) {
+        writeFileSync(
+          join(work, `nginx-${port}.conf`),
+          `worker_processes 1; daemon off; pid ${work}/nginx-${port}.pid; error_log ${work}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { server 127.0.0.1:${up}; keepalive 64; }
+  upstream ws { server 127.0.0.1:${wsUp}; }
+  server { listen 127.0.0.1:${port}; client_max_body_size 2m; client_body_buffer_size 2m;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
+    location /ws { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; } } }
+`,
+        )
+        const p = pinned(PROXY_CPU, nginxBin, ['-c', join(work, `nginx-${port}.conf`)])
+        await waitForPort(port)
+        // The worker does the work; the master only supervises.
+        return { process: p, pid: () => childPids(childPids(p.pid!)[0] ?? p.pid!)[0] ?? childPids(p.pid!)[0] ?? p.pid! }
+      },
+    },
+    {
+      name: 'haproxy',
+      async start(port) {
+        writeFileSync(
+          join(work, `haproxy-${port}.cfg`),
+          `global
+  nbthread 1
+  maxconn 10000
+defaults
+  mode http
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+  timeout tunnel 1h
+  option http-keep-alive
+frontend fe
+  bind 127.0.0.1:${port}
+  use_backend ws if { path_beg /ws }
+  default_backend up
+backend up
+  http-reuse always
+  server s1 127.0.0.1:${up}
+backend ws
+  server s1 127.0.0.1:${wsUp}
+`,
+        )
+        const p = pinned(PROXY_CPU, haproxyBin, ['-db', '-f', join(work, `haproxy-${port}.cfg`)])
+        await waitForPort(port)
+        return { process: p, pid: () => p.pid! }
+      },
+    },
+    {
+      name: 'nanoproxy',
+      async start(port) {
+        const p = pinned(PROXY_CPU, join(ROOT, 'bin/nanoproxy'), ['proxy', '-c', join(work, 'nano.yaml')], {
+          PORT: String(port),
+          ACCESS_LOG: 'off',
+          WORKERS: '1',
+        })
+        await waitForPort(port)
+        return { process: p, pid: () => childPids(p.pid!)[0] ?? p.pid! }
+      },
+    },
+    {
+      name: 'http-proxy',
+      async start(port) {
+        const p = pinned(PROXY_CPU, NODE, [join(ROOT, 'bench/http-proxy-peer.ts'), String(port), String(up), String(wsUp)])
+        await waitForPort(port)
+        return { process: p, pid: () => p.pid! }
+      },
+    },
+  ]
+
+  type Row = Record<string, number>
+  const results = new Map<string, Row[]>()
+  const scenarios: [string, (base: string) => Promise<Row>][] = [
+    ['small', async (base) => pick(await wrk(`${base}/`, 50, DURATION), 'small_50c')],
+    ['small1', async (base) => pick(await wrk(`${base}/`, 1, DURATION), 'small_1c')],
+    ['get1m', async (base) => ({ get_1mib_MiBps: (await wrk(`${base}/1m`, 8, DURATION)).mibps })],
+    ['post1m', async (base) => ({ post_1mib_MiBps: (await wrk(`${base}/upload`, 8, DURATION, { script: join(work, 'post.lua') })).rps })],
+    ['ws', async (base) => ({ ws_roundtrips_per_s: await wsRoundTrips(base.replace('http', 'ws') + '/ws', 50, DURATION) })],
+  ]
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const proxy of proxies) {
+      const port = await freePort()
+      const { process: p, pid } = await proxy.start(port)
+      await new Promise((r) => setTimeout(r, 500))
+      const row: Row = { idle_rss_MiB: rssMiB(pid()) }
+      let cpu = 0
+      let requests = 0
+      for (const [name, run] of scenarios) {
+        if (ONLY && !ONLY.has(name)) continue
+        const before = cpuSeconds(pid())
+        const r = await run(`http://127.0.0.1:${port}`)
+        const used = cpuSeconds(pid()) - before
+        if (name === 'small') {
+          cpu += used
+          requests += (r.small_50c_rps ?? 0) * DURATION
+        }
+        Object.assign(row, r)
+      }
+      if (cpu > 0) row.small_cpu_us_per_req = (cpu / requests) * 1e6
+      if (cpu > 0) row.small_req_per_cpu_s = requests / cpu
+      row.rss_after_MiB = rssMiB(pid())
+      await stop(p)
+      results.set(proxy.name, [...(results.get(proxy.name) ?? []), row])
+      console.error(`round ${round} ${proxy.name}: ${JSON.stringify(row, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`)
+    }
+  }
+
+  const extras = await nanoproxyExtras(nanoConfig)
+  await stop(upstream)
+  await stop(wsEcho)
+  report(results, extras)
+}
+
+function pick(r: WrkResult, prefix: string): Record<string, number> {
+  return { [`${prefix}_rps`]: r.rps, [`${prefix}_p50_ms`]: r.p50ms, [`${prefix}_p99_ms`]: r.p99ms, [`${prefix}_errors`]: r.errors }
+}
+
+/** WebSocket echo round trips per second over `conns` connections (client on the load CPU). */
+async function wsRoundTrips(url: string, conns: number, seconds: number): Promise<number> {
+  const child = spawn('taskset', ['-c', LOAD_CPU, NODE, join(ROOT, 'bench/ws-client.ts'), url, String(conns), String(seconds)], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
+  await once(child, 'exit')
+  return Number(out.trim()) || 0
+}
+
+/** NanoProxy-only scenarios: table size, reload cost, reloads under load. */
+async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<Record<string, number>> {
+  if (ONLY && !ONLY.has('extras')) return {}
+  const out: Record<string, number> = {}
+  // 10,000 rules: 1,000 hosts x 10 paths; the request hits a host in the middle.
+  const manyRules = (tag: string): string => {
+    let rules = `# ${tag}\n`
+    for (let h = 0; h < 1000; h++) for (let p = 0; p < 10; p++) rules += `  - {upstream: up, host: h${h}.example, path: /p${p}, matchMode: pathPrefix}\n`
+    return rules
+  }
+  const tenRules = Array.from({ length: 10 }, (_, i) => `  - {upstream: up, host: h${i}.example, path: /p${i}, matchMode: pathPrefix}\n`).join('')
+  for (const [label, rules, host] of [
+    ['rules_10', tenRules, 'h5.example'],
+    ['rules_10000', manyRules('a'), 'h500.example'],
+  ] as const) {
+    const file = join(work, `${label}.yaml`)
+    writeFileSync(file, nanoConfig(rules))
+    const port = await freePort()
+    const p = spawn('taskset', ['-c', PROXY_CPU, join(ROOT, 'bin/nanoproxy'), 'proxy', '-c', file], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' },
+    })
+    const logs: string[] = []
+    let buf = ''
+    p.stdout.setEncoding('utf8').on('data', (c: string) => {
+      buf += c
+      const lines = buf.split('\n')
+      buf = lines.pop() ?? ''
+      logs.push(...lines)
+    })
+    await waitForPort(port)
+    const pid = childPids(p.pid!)[0] ?? p.pid!
+    const r = await wrk(`http://127.0.0.1:${port}/p5/x`, 50, DURATION, { headers: [`Host: ${host}`] })
+    out[`${label}_rps`] = r.rps
+    out[`${label}_rss_MiB`] = rssMiB(pid)
+    if (label === 'rules_10000') {
+      // Reload time: from writing the file to the proxy logging the swap.
+      const reload = await reloadTime(logs, file, nanoConfig(manyRules('b')))
+      out.reload_10000_work_ms = reload.work
+      out.reload_10000_wall_ms = reload.wall
+      // A reload every 100 ms during a 10 s run: no request may fail.
+      let flip = 0
+      const timer = setInterval(() => writeFileSync(file, nanoConfig(manyRules(`flip ${flip++}`))), 100)
+      const loaded = await wrk(`http://127.0.0.1:${port}/p5/x`, 50, 10, { headers: [`Host: ${host}`] })
+      clearInterval(timer)
+      out.reload_under_load_requests = loaded.requests
+      out.reload_under_load_failed = loaded.errors
+      out.reloads_done = flip
+    }
+    await stop(p)
+  }
+  return out
+}
+
+/**
+ * Writes `text` over `file`; returns the proxy's own reload time (read,
+ * parse, validate, compile, swap) from its 'config reloaded' log line, and
+ * the wall time from the write until that line (debounce included).
+ */
+async function reloadTime(logs: string[], file: string, text: string): Promise<{ work: number; wall: number }> {
+  const seen = logs.length
+  const started = performance.now()
+  writeFileSync(file, text)
+  for (;;) {
+    const line = logs.slice(seen).find((l) => l.includes('"config reloaded"'))
+    if (line) return { work: (JSON.parse(line) as { duration_ms: number }).duration_ms, wall: performance.now() - started }
+    if (performance.now() - started > 10_000) throw new Error('no reload within 10 s')
+    await new Promise((r) => setTimeout(r, 5))
+  }
+}
+
+function report(results: Map<string, Record<string, number>[]>, extras: Record<string, number>): void {
+  const median = (xs: number[]): number => {
+    const s = [...xs].filter((x) => Number.isFinite(x)).sort((a, b) => a - b)
+    if (s.length === 0) return NaN
+    return s.length % 2 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2
+  }
+  const metrics = [...new Set([...results.values()].flatMap((rows) => rows.flatMap((r) => Object.keys(r))))]
+  const table: Record<string, Record<string, number>> = {}
+  for (const [name, rows] of results) {
+    table[name] = Object.fromEntries(metrics.map((m) => [m, median(rows.map((r) => r[m] ?? NaN))]))
+  }
+  const nginx = table.nginx ?? {}
+  const fmt = (v: number): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : '-')
+  const names = [...results.keys()]
+  let md = `| metric | ${names.join(' | ')} | nanoproxy / nginx |\n|---|${names.map(() => '---|').join('')}---|\n`
+  for (const m of metrics) {
+    const ratio = (table.nanoproxy?.[m] ?? NaN) / (nginx[m] ?? NaN)
+    md += `| ${m} | ${names.map((n) => fmt(table[n]?.[m] ?? NaN)).join(' | ')} | ${fmt(ratio)}x |\n`
+  }
+  md += `\nNanoProxy only:\n\n| metric | value |\n|---|---|\n${Object.entries(extras).map(([k, v]) => `| ${k} | ${fmt(v)} |`).join('\n')}\n`
+  const when = new Date().toISOString()
+  const conditions = `${when}; ${ROUNDS} rounds x ${DURATION} s per scenario; proxy alone on CPU ${PROXY_CPU}, wrk + upstream nginx on CPU ${LOAD_CPU}; Node ${process.version}`
+  md = `Conditions: ${conditions}\n\n${md}`
+  const dir = join(ROOT, 'bench/results')
+  mkdirSync(dir, { recursive: true })
+  const stamp = when.replace(/[:.]/g, '-')
+  writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ conditions, results: Object.fromEntries(results), medians: table, extras }, null, 2))
+  writeFileSync(join(dir, `${stamp}.md`), md)
+  writeFileSync(join(dir, 'latest.md'), md)
+  process.stdout.write(md)
+}
+
+await main()
