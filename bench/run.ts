@@ -86,7 +86,7 @@ async function waitForPort(port: number, ms = 15_000): Promise<void> {
 }
 
 function pinned(cpu: string, cmd: string, cmdArgs: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn('taskset', ['-c', cpu, cmd, ...cmdArgs], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } })
+  return spawn('taskset', ['-c', cpu, cmd, ...cmdArgs], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, ...env } })
 }
 
 async function stop(p: ChildProcess): Promise<void> {
@@ -185,9 +185,14 @@ async function main(): Promise<void> {
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
   server { listen 127.0.0.1:${up};
-    location = / { return 200 "hello world\\n"; }
+    location / { return 200 "hello world\\n"; }
     location = /1m { alias ${work}/1m.bin; }
-    location = /upload { client_max_body_size 2m; client_body_buffer_size 2m; return 200 "ok\\n"; } } }
+    client_body_temp_path ${work}/upstream-body;
+    # Read the whole body before answering (a bare \`return\` answers first and
+    # discards the body, which no real upload endpoint does).
+    location = /upload { client_max_body_size 2m; client_body_buffer_size 2m;
+      proxy_pass http://127.0.0.1:${up}/sink; proxy_method GET; proxy_pass_request_body off; proxy_set_header Content-Length ""; }
+    location = /sink { return 200 "ok\\n"; } } }
 `,
   )
   const upstream = pinned(LOAD_CPU, nginxBin, ['-c', join(work, 'upstream.conf')])
@@ -213,6 +218,10 @@ http { access_log off; keepalive_requests 1000000;
   upstream up { server 127.0.0.1:${up}; keepalive 64; }
   upstream ws { server 127.0.0.1:${wsUp}; }
   server { listen 127.0.0.1:${port}; client_max_body_size 2m; client_body_buffer_size 2m;
+    # Streaming both ways, as the other proxies do (and temp files, which
+    # the unprivileged worker could not write, never come into play).
+    proxy_buffering off; proxy_request_buffering off;
+    client_body_temp_path ${work}/nginx-body-${port}; proxy_temp_path ${work}/nginx-proxy-${port};
     location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }
     location /ws { proxy_pass http://ws; proxy_http_version 1.1; proxy_set_header Upgrade $http_upgrade; proxy_set_header Connection "upgrade"; } } }
 `,
@@ -230,7 +239,7 @@ http { access_log off; keepalive_requests 1000000;
           join(work, `haproxy-${port}.cfg`),
           `global
   nbthread 1
-  maxconn 10000
+  maxconn 4000
 defaults
   mode http
   timeout connect 5s

@@ -3,11 +3,6 @@
 import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { NanoProxyError } from '../errors.ts'
 import { VERSION } from '../version.ts'
-import { runController } from './controller-command.ts'
-import { runProxy } from './proxy-command.ts'
-import { runRender } from './render-command.ts'
-import { runRoutes } from './routes-command.ts'
-import { runValidate } from './validate-command.ts'
 
 const USAGE = `nanoproxy ${VERSION}: HTTP reverse proxy and Kubernetes ingress controller
 
@@ -98,24 +93,31 @@ export async function main(argv: string[]): Promise<number> {
     return 0
   }
 
+  // Each command is loaded only when run: the proxy process never loads the
+  // Kubernetes client (tens of MiB of memory and start-up time it does not need).
   switch (command) {
-    case 'proxy':
+    case 'proxy': {
+      const { runProxy } = await import('./proxy-command.ts')
       if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0])}`, 'proxy')
       await runProxy({ config: values.config }, process.env)
       return -1 // keeps running; exits on a signal
-    case 'controller':
+    }
+    case 'controller': {
+      const { runController } = await import('./controller-command.ts')
       if (rest.length > 0) return usageError(`unexpected argument ${JSON.stringify(rest[0])}`, 'controller')
       await runController({ config: values.config }, process.env)
       return -1 // keeps running; exits on a signal
+    }
     case 'validate':
     case 'routes': {
       const file = rest[0] ?? values.config
       if (file === undefined || rest.length > 1) return usageError('expects exactly one FILE', command)
-      return command === 'validate' ? runValidate(file) : runRoutes(file)
+      if (command === 'validate') return (await import('./validate-command.ts')).runValidate(file)
+      return (await import('./routes-command.ts')).runRoutes(file)
     }
     case 'render':
       if (rest.length === 0) return usageError('expects at least one FILE', 'render')
-      return runRender(rest, process.env)
+      return (await import('./render-command.ts')).runRender(rest, process.env)
     case undefined:
       process.stderr.write(USAGE)
       return 2

@@ -78,7 +78,11 @@ export class ForwardHandler extends UpstreamExchange {
     const res = this.fwd.res
     if (this.clientGone || res.headersSent) return
     const out = clientResponseHeaders(headers, this.ctx.identityHeaders)
-    if (this.ctx.draining) out.push('connection', 'close')
+    // An upstream may answer before it has read the whole request body
+    // (nginx's `return`, an early 413). The rest of the body is then never
+    // read, and the client's next request on this connection would wait
+    // behind it forever: close the connection after this response instead.
+    if (this.ctx.draining || (this.fwd.hasBody && !this.fwd.req.complete)) out.push('connection', 'close')
     if (statusMessage) res.writeHead(statusCode, statusMessage, out)
     else res.writeHead(statusCode, out)
   }

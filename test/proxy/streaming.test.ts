@@ -172,3 +172,41 @@ describe('streaming', () => {
     assert.ok((line.bytes as number) < BIG)
   })
 })
+
+describe('an upstream that answers before reading the whole upload', () => {
+  it('closes the client connection after the answer instead of stalling its next request', async () => {
+    const up = await startUpstream({
+      handler: (req, res) => {
+        handled(res)
+        // Like nginx's `return` or an early 413: answer at once, never read the body.
+        res.writeHead(413, { 'content-length': '8' })
+        res.end('too big\n')
+        req.socket.on('error', () => {})
+      },
+    })
+    const proxy = await startProxy({ config: config({ up: up.port }, '  - { upstream: up, path: / }\n') })
+    try {
+      const { Agent } = await import('node:http')
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+      const post = () =>
+        new Promise<string>((resolve, reject) => {
+          // Larger than the socket buffers between client, proxy and upstream can hold.
+          const req = request(`${proxy.url}/upload`, { method: 'POST', agent, headers: { 'content-length': 64 * MiB } }, (res) => {
+            res.resume()
+            res.on('end', () => resolve(String(res.statusCode)))
+          })
+          req.on('error', () => resolve('closed while sending'))
+          void reject
+          zeros(64 * MiB).pipe(req)
+        })
+      const started = Date.now()
+      assert.equal(await post(), '413')
+      assert.equal(await post(), '413')
+      assert.ok(Date.now() - started < 3000, 'the second request must not wait behind the unread body')
+      agent.destroy()
+    } finally {
+      await proxy.stop()
+      await up.close()
+    }
+  })
+})
