@@ -13,7 +13,7 @@
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
+import { chmodSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -169,6 +169,8 @@ interface Proxy {
 }
 
 const work = mkdtempSync(join(tmpdir(), 'nanoproxy-bench-'))
+// nginx workers run as an unprivileged user: they must be able to read the files here.
+chmodSync(work, 0o755)
 
 async function main(): Promise<void> {
   ensureTools()

@@ -7,6 +7,7 @@
 import { readFile } from 'node:fs/promises'
 import { isIP } from 'node:net'
 import { Ajv, type ErrorObject } from 'ajv'
+import jsyaml from 'js-yaml'
 import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
 import { configSchema, PATTERN_HINTS, type MatchMode, type ProxyConfig, type Scheme } from './schema.ts'
@@ -44,8 +45,40 @@ export async function loadConfigFile(file: string): Promise<{ config: ProxyConfi
   return { config: parseConfig(text, file), text }
 }
 
-/** Parses YAML text into a validated config with defaults applied. */
+/**
+ * Parses YAML text into a validated config with defaults applied.
+ *
+ * Two parsers, one answer. `js-yaml` is about ten times faster than `yaml`
+ * on large files (10,000 rules: ~40 ms against ~500 ms, which would stall
+ * the event loop on every reload), but only `yaml` keeps the position of
+ * every node. So a file is first read with js-yaml (YAML 1.2 core schema,
+ * as `yaml` uses) and, if it is valid, that is the result; only a file
+ * with problems is read again with `yaml` to say where each problem is.
+ */
 export function parseConfig(text: string, file = '<config>'): ProxyConfig {
+  return parseValid(text) ?? parseWithPositions(text, file)
+}
+
+/** The fast path: the config if `text` is entirely valid, else undefined. */
+function parseValid(text: string): ProxyConfig | undefined {
+  let raw: unknown
+  try {
+    raw = jsyaml.load(text, { schema: jsyaml.CORE_SCHEMA }) ?? null
+  } catch {
+    return undefined
+  }
+  acceptYaml11Booleans(raw)
+  if (!validateSchema(raw)) return undefined
+  const { upstreams, rules } = sections(raw)
+  if (crossFieldProblems(upstreams, rules).length > 0) return undefined
+  return normalise(upstreams, rules)
+}
+
+/**
+ * The careful path: every problem, positioned; or the config if there is
+ * none. Exported so tests can check both paths read valid files alike.
+ */
+export function parseWithPositions(text: string, file: string): ProxyConfig {
   const lineCounter = new LineCounter()
   const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
   const at = (offset: number): { line: number; column: number } => {
@@ -79,38 +112,47 @@ export function parseConfig(text: string, file = '<config>'): ProxyConfig {
       problems.push(schemaProblem(doc, raw, err, at))
     }
   }
+  const { upstreams, rules } = sections(raw)
+  for (const p of crossFieldProblems(upstreams, rules)) problems.push({ ...nodePos(doc, p.path, at), message: p.message })
+  if (problems.length > 0) throw new ConfigError(file, dedupe(problems))
+  return normalise(upstreams, rules)
+}
 
+function sections(raw: unknown): { upstreams: RawUpstream[]; rules: RawRule[] } {
   const config = raw as RawConfig | null
-  const upstreams = listOf<RawUpstream>(config?.upstreams)
-  const rules = listOf<RawRule>(config?.rules)
+  return { upstreams: listOf<RawUpstream>(config?.upstreams), rules: listOf<RawRule>(config?.rules) }
+}
 
-  // Checks that span fields: names are unique and every rule's upstream exists.
+/** Checks that span fields: names are unique, every rule's upstream exists, IPv6 hosts are real. */
+function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[]): { path: PathKey[]; message: string }[] {
+  const problems: { path: PathKey[]; message: string }[] = []
   const seen = new Set<string>()
   upstreams.forEach((u, i) => {
     // The schema's pattern lets anything with a colon through as IPv6; check it properly.
     if (typeof u.host === 'string' && u.host.includes(':') && isIP(u.host.replace(/^\[(.*)\]$/, '$1')) !== 6) {
       problems.push({
-        ...nodePos(doc, ['upstreams', i, 'host'], at),
+        path: ['upstreams', i, 'host'],
         message: `upstream ${i + 1} field "host": ${JSON.stringify(u.host)} must be a hostname or IP address, without scheme, port or path`,
       })
     }
     if (typeof u.name !== 'string') return
-    if (seen.has(u.name)) {
-      problems.push({ ...nodePos(doc, ['upstreams', i, 'name'], at), message: `duplicate upstream name "${u.name}"` })
-    }
+    if (seen.has(u.name)) problems.push({ path: ['upstreams', i, 'name'], message: `duplicate upstream name "${u.name}"` })
     seen.add(u.name)
   })
   rules.forEach((r, i) => {
     if (typeof r.upstream === 'string' && r.upstream !== '' && !seen.has(r.upstream)) {
       const known = [...seen].map((n) => `"${n}"`).join(', ') || 'none are defined'
       problems.push({
-        ...nodePos(doc, ['rules', i, 'upstream'], at),
+        path: ['rules', i, 'upstream'],
         message: `rule ${i + 1} names upstream "${r.upstream}", which is not defined (upstreams: ${known})`,
       })
     }
   })
-  if (problems.length > 0) throw new ConfigError(file, dedupe(problems))
+  return problems
+}
 
+/** Applies the defaults of the original NanoProxy to a validated file. */
+function normalise(upstreams: RawUpstream[], rules: RawRule[]): ProxyConfig {
   return {
     upstreams: upstreams.map((u) => {
       const scheme = u.scheme ?? 'http'

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
-import { parseConfig } from '../../src/config/load.ts'
+import { parseConfig, parseWithPositions } from '../../src/config/load.ts'
 import { ConfigError } from '../../src/errors.ts'
 
 function problems(text: string): string[] {
@@ -124,5 +124,22 @@ rules:
 `)
     assert.equal(config.upstreams[1]?.host, '::1')
     assert.equal(config.rules[0]?.matchMode, 'pathPrefix')
+  })
+
+  it('reads a valid file the same way on the fast and the careful path', () => {
+    const files = [
+      'upstreams:\n  - {name: 2026-11-28, host: a, port: 0x1F90}\nrules:\n  - {upstream: "2026-11-28", path: /x, stripPath: yes}\n',
+      'upstreams: &u\n  - name: a\n    host: "::1"\nrules:\n  - upstream: a\n    host: "*.Example.com."\n    matchMode: exact\n',
+      '# empty\n',
+      'rules: ~\nupstreams: []\n',
+    ]
+    for (const text of files) assert.deepEqual(parseConfig(text), parseWithPositions(text, 'f'), text)
+  })
+
+  it('parses 10,000 rules, reporting a problem in the last one with its position', () => {
+    let text = 'upstreams: [{name: a, host: a}]\nrules:\n'
+    for (let i = 0; i < 10_000; i++) text += `  - {upstream: a, host: h${i}.example, path: /p${i}}\n`
+    assert.equal(parseConfig(text).rules.length, 10_000)
+    assert.deepEqual(problems(text + '  - {upstream: b}\n'), ['c.yaml:10003:16: rule 10001 names upstream "b", which is not defined (upstreams: "a")'])
   })
 })
