@@ -8,10 +8,10 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { request } from 'node:https'
-import { createServer } from 'node:net'
 import { join } from 'node:path'
 import { CoreV1Api, KubeConfig, KubernetesObjectApi, PatchStrategy, type KubernetesObject } from '@kubernetes/client-node'
 import { parseAllDocuments } from 'yaml'
+import { freePort } from './ports.ts'
 import { tempDir } from './proxy-process.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
@@ -20,14 +20,6 @@ const ROOT = new URL('../../', import.meta.url).pathname
 export function k8sBinaries(): string {
   const out = execFileSync('bash', [join(ROOT, 'test/k8s/build.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] })
   return out.trim().split('\n').at(-1)!
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
 }
 
 function openssl(dir: string, args: string[]): void {

@@ -2,17 +2,10 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { createServer, type Server } from 'node:net'
 import { send } from '../helpers/http-client.ts'
+import { freePort } from '../helpers/ports.ts'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
 import { config, handled, startUpstream, type Upstream } from '../helpers/upstreams.ts'
 
-/** A TCP port on 127.0.0.1 with nothing listening. */
-async function closedPort(): Promise<number> {
-  const s = createServer()
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r))
-  const port = (s.address() as { port: number }).port
-  await new Promise((r) => s.close(r))
-  return port
-}
 
 describe('upstream failures', () => {
   let slow: Upstream
@@ -52,7 +45,7 @@ describe('upstream failures', () => {
       socket.once('data', () => socket.resetAndDestroy())
     })
     await new Promise<void>((r) => resetter.listen(0, '127.0.0.1', r))
-    const refusedPort = await closedPort()
+    const refusedPort = await freePort() // nothing listens there
     proxy = await startProxy({
       env: { TIMEOUT: '1' },
       config: config(
