@@ -72,10 +72,8 @@ export function readProxySettings(env: Env): ProxySettings {
   }
 
   const certPath = nonEmpty(env.CERT_PATH)
-  const logLevel = nonEmpty(env.LOG_LEVEL)
-  if (logLevel !== undefined && !LOG_LEVELS.includes(logLevel)) {
-    problems.push(`LOG_LEVEL=${JSON.stringify(logLevel)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`)
-  }
+  const logProblem = logLevelProblem(env)
+  if (logProblem) problems.push(logProblem)
 
   if (problems.length > 0) {
     throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
@@ -95,6 +93,13 @@ export function readProxySettings(env: Env): ProxySettings {
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
     workers,
   }
+}
+
+/** LOG_LEVEL is shared by the proxy and the controller. */
+export function logLevelProblem(env: Env): string | undefined {
+  const level = nonEmpty(env.LOG_LEVEL)
+  if (level === undefined || LOG_LEVELS.includes(level)) return undefined
+  return `LOG_LEVEL=${JSON.stringify(level)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

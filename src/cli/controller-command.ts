@@ -1,6 +1,10 @@
 // `nanoproxy controller`: watch Ingresses and write the proxy's config file.
 
+import { existsSync } from 'node:fs'
+import { homedir } from 'node:os'
+import { join } from 'node:path'
 import { KubeConfig } from '@kubernetes/client-node'
+import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
@@ -12,17 +16,22 @@ import { VERSION } from '../version.ts'
 export async function runController(options: { config?: string | undefined }, env: Record<string, string | undefined>): Promise<void> {
   const settings = readControllerSettings(env)
   const log = createLogger({ debug: settings.debug, name: 'controller' })
-  const kubeConfig = new KubeConfig()
   // KUBECONFIG, else ~/.kube/config, else the in-cluster service account.
+  // With none of them the client library would quietly try localhost:8080.
+  const home = join(homedir(), '.kube', 'config')
+  if (!env.KUBECONFIG && !existsSync(home) && !env.KUBERNETES_SERVICE_HOST) {
+    throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, `no Kubernetes credentials: set KUBECONFIG, create ${home}, or run in a pod with a service account`)
+  }
+  const kubeConfig = new KubeConfig()
   kubeConfig.loadFromDefault()
   const cluster = kubeConfig.getCurrentCluster()
-  if (!cluster) throw new Error('no Kubernetes cluster configured (KUBECONFIG, ~/.kube/config or in-cluster service account)')
+  if (!cluster) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, 'the Kubernetes config names no current cluster')
   const configFile = configPath(options.config, env)
 
   const controller = new IngressController({ ...settings, kubeConfig, log, configFile })
   const health = createHealthServer(() => ({
     ready: controller.synced && controller.written,
-    detail: { synced: controller.synced, written: controller.written },
+    detail: { synced: controller.synced, written: controller.written, watch_failures: controller.watchFailures },
   }))
   const port = await listen(health, settings.port)
   controller.start()

@@ -18,7 +18,13 @@ export function configPath(flag: string | undefined, env: Record<string, string 
 export function ensureConfigFile(file: string): boolean {
   if (existsSync(file)) return false
   mkdirSync(dirname(file), { recursive: true })
-  writeFileSync(file, '', { mode: 0o600, flag: 'wx' })
+  try {
+    writeFileSync(file, '', { mode: 0o600, flag: 'wx' })
+  } catch (err) {
+    // The controller sidecar may have written it in the meantime: fine.
+    if ((err as NodeJS.ErrnoException).code === 'EEXIST') return false
+    throw err
+  }
   return true
 }
 

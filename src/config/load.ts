@@ -140,6 +140,9 @@ function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[]): { path:
     seen.add(u.name)
   })
   rules.forEach((r, i) => {
+    if (typeof r.host === 'string' && r.host.includes(':') && isIP(r.host.replace(/^\[(.*)\]$/, '$1')) !== 6) {
+      problems.push({ path: ['rules', i, 'host'], message: `rule ${i + 1} field "host": ${JSON.stringify(r.host)} must be a hostname or IP address, without scheme, port or path` })
+    }
     if (typeof r.upstream === 'string' && r.upstream !== '' && !seen.has(r.upstream)) {
       const known = [...seen].map((n) => `"${n}"`).join(', ') || 'none are defined'
       problems.push({

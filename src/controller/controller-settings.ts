@@ -1,6 +1,7 @@
 // Controller settings from the environment.
 
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
+import { logLevelProblem } from '../settings.ts'
 import type { TranslateOptions } from './snapshot.ts'
 import type { PublishSettings } from './status-updater.ts'
 
@@ -27,7 +28,7 @@ export interface ControllerSettings extends TranslateOptions {
 
 export function readControllerSettings(env: Record<string, string | undefined>): ControllerSettings {
   const problems: string[] = []
-  const rawPort = env.PORT ?? ''
+  const rawPort = (env.PORT ?? '').trim()
   const port = rawPort === '' ? 9090 : Number(rawPort)
   if (!Number.isInteger(port) || port < 0 || port > 65535) problems.push(`PORT=${JSON.stringify(rawPort)} is not valid: expected a port number 0-65535`)
   const publishService = env.PUBLISH_SERVICE || undefined
@@ -35,6 +36,8 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     problems.push(`PUBLISH_SERVICE=${JSON.stringify(publishService)} is not valid: expected namespace/name`)
   }
   const addresses = (env.PUBLISH_ADDRESS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const logProblem = logLevelProblem(env)
+  if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
   return {
     ...controllerOptions(env),

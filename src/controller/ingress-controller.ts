@@ -92,6 +92,11 @@ export class IngressController {
     await this.running
   }
 
+  /** Consecutive failures of each watch (0 when healthy), for /readyz. */
+  get watchFailures(): Record<string, number> {
+    return { ingresses: this.ingresses.failures, ingressclasses: this.classes.failures, services: this.services.failures }
+  }
+
   /** Every cache has completed its first list. */
   get synced(): boolean {
     return this.ingresses.synced && this.classes.synced && this.services.synced

@@ -53,7 +53,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
   private resyncTimer: NodeJS.Timeout | undefined
   /** True once the first list has completed. */
   synced = false
-  /** Failures in a row, for backoff and for health reporting. */
+  /** Failures in a row, for backoff and for /readyz's detail. */
   failures = 0
 
   constructor(opts: ResourceWatcherOptions<T>) {
