@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
-import { CoreV1Api, NetworkingV1Api, type KubernetesObject } from '@kubernetes/client-node'
+import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node'
 import { parseConfig } from '../../src/config/load.ts'
 import type { ProxyConfig } from '../../src/config/schema.ts'
 import { routingHost } from '../../src/router/request-host.ts'
@@ -27,7 +27,7 @@ let controllerKubeconfig: string
 async function startController(): Promise<ProxyProcess> {
   const p = await startProxy({
     args: ['controller', '-c', configFile],
-    env: { KUBECONFIG: controllerKubeconfig, PUBLISH_ADDRESS: '203.0.113.10', DEBUG: '1' },
+    env: { KUBECONFIG: controllerKubeconfig, PUBLISH_SERVICE: 'nanoproxy/nanoproxy', DEBUG: '1' },
     noWait: true,
   })
   await p.waitForLog((l) => typeof l.health_port === 'number', 10_000)
@@ -41,6 +41,9 @@ before(
     controllerKubeconfig = await cluster.controllerKubeconfig()
     configFile = join(tempDir(), 'config.yaml')
     await cluster.apply([{ apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'nanoproxy' }, spec: { controller: 'benc-uk/nanoproxy' } } as KubernetesObject])
+    // The proxy's own Service, whose load-balancer address the controller publishes.
+    await cluster.apply([{ ...service('nanoproxy', 'nanoproxy', [{ port: 80 }]), spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } } as KubernetesObject])
+    await setLoadBalancerIp('203.0.113.10')
     controller = await startController()
   },
   { timeout: 15 * 60_000 },
@@ -50,6 +53,15 @@ after(async () => {
   await controller?.stop()
   await cluster?.stop()
 })
+
+/** What a cloud controller would do: give the proxy's Service a load-balancer address. */
+async function setLoadBalancerIp(ip: string): Promise<void> {
+  const core = cluster.adminConfig.makeApiClient(CoreV1Api)
+  await core.patchNamespacedServiceStatus(
+    { name: 'nanoproxy', namespace: 'nanoproxy', body: { status: { loadBalancer: { ingress: [{ ip }] } } } },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  )
+}
 
 function readConfig(): ProxyConfig {
   return parseConfig(readFileSync(configFile, 'utf8'), configFile)
@@ -293,7 +305,7 @@ describe('the ingress controller', () => {
     assert.deepEqual(rules.map((r) => r.upstream), ['conflicts/first:80'])
   })
 
-  it('publishes the proxy address in the status of its Ingresses and clears it from one that is no longer ours', async () => {
+  it("publishes the proxy Service's load-balancer address in the status of its Ingresses, follows changes, and clears it from one no longer ours", async () => {
     const ns = 'status'
     await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }])])
     await cluster.apply([ingress(ns, 'published', [{ host: 'status.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
@@ -307,6 +319,8 @@ describe('the ingress controller', () => {
       }
     }
     await until((s) => JSON.stringify(s) === JSON.stringify([{ ip: '203.0.113.10' }]))
+    await setLoadBalancerIp('203.0.113.20')
+    await until((s) => JSON.stringify(s) === JSON.stringify([{ ip: '203.0.113.20' }]))
     await cluster.apply([ingress(ns, 'published', [{ host: 'status.test', paths: [{ path: '/', service: 'web', port: 80 }] }], { className: 'other' })])
     await until((s) => s.length === 0)
   })

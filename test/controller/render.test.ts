@@ -38,3 +38,16 @@ describe('nanoproxy render', () => {
     assert.match(stderr, new RegExp(`^${file}:\\d+:\\d+: `))
   })
 })
+
+describe('the addresses published in Ingress status', () => {
+  it('are PUBLISH_ADDRESS entries, IPs as ip and names as hostname, ahead of a publish Service', async () => {
+    const { desiredAddresses } = await import('../../src/controller/status-updater.ts')
+    const services = [{ metadata: { name: 'np', namespace: 'x' }, status: { loadBalancer: { ingress: [{ ip: '198.51.100.1' }] } } }]
+    assert.deepEqual(desiredAddresses({ addresses: ['203.0.113.10', 'lb.example.com'], service: 'x/np' }, services), [
+      { ip: '203.0.113.10' },
+      { hostname: 'lb.example.com' },
+    ])
+    assert.deepEqual(desiredAddresses({ service: 'x/np' }, services), [{ ip: '198.51.100.1' }])
+    assert.equal(desiredAddresses({}, services), undefined, 'without either setting, status is left alone')
+  })
+})
