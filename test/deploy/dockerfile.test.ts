@@ -147,8 +147,8 @@ describe('the Dockerfile', () => {
 
   it('has a build context of the files it copies only', () => {
     const context = buildContext()
-    const outside = context.filter((f) => !['package.json', 'package-lock.json'].includes(f) && !/^(bin|src)\//.test(f))
-    assert.deepEqual(outside, [], 'nothing but package*.json, bin/ and src/ is sent to the builder')
+    const outside = context.filter((f) => !['package.json', 'package-lock.json', '.npmrc'].includes(f) && !/^(bin|src)\//.test(f))
+    assert.deepEqual(outside, [], 'nothing but package*.json, .npmrc, bin/ and src/ is sent to the builder')
     assert.ok(context.includes('bin/nanoproxy') && context.includes('src/cli/main.ts'))
     for (const f of ['node_modules/node/bin/node', '.git/HEAD', '.cache/x', 'test/errors.test.ts', 'deploy/rbac.yaml']) {
       assert.ok(ignored(dockerignorePatterns(), f), `${f} must stay out of the context`)
