@@ -112,9 +112,17 @@ function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buf
     log.warn({ config: file }, 'config file is missing: keeping the last good config')
     return
   }
+  const text = content.toString('utf8')
+  if (text.trim() === '' && ctx.state.config.rules.length > 0) {
+    // An empty file is what a file being rewritten in place looks like
+    // between truncate and write, and a writer can stall there. Removing
+    // every rule takes an explicit `rules: []`.
+    log.warn({ config: file }, 'config file is empty: keeping the last good config (write "rules: []" to remove every rule)')
+    return
+  }
   const started = performance.now()
   try {
-    const config = parseConfig(content.toString('utf8'), file)
+    const config = parseConfig(text, file)
     ctx.apply(config)
     log.info(
       {

@@ -14,6 +14,9 @@ import { readFile, stat } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { Logger } from '../log.ts'
 
+/** How long a file must have been left alone before its content is trusted. */
+const SETTLE_MS = 30
+
 export interface FileWatcherOptions {
   files: readonly string[]
   /** Called with the new contents (undefined for a file that is missing). */
@@ -84,8 +87,18 @@ export class FileWatcher {
     }
     this.checking = true
     try {
-      this.lastStat = await this.statKey()
+      const before = await this.statKey()
       const contents = await this.readAll()
+      const after = await this.statKey()
+      // A file written in place (truncate, then write) can be read half
+      // written, and half a YAML file is often still valid YAML: with fewer
+      // rules, or none. Apply only content that was stable around the read
+      // and not modified in the last moments; otherwise look again shortly.
+      if (before !== after || (await this.modifiedWithin(SETTLE_MS))) {
+        this.again = true
+        return
+      }
+      this.lastStat = after
       const changed = contents.some((c, i) => !sameContent(c, this.last[i]))
       if (changed) {
         this.last = contents
@@ -100,6 +113,17 @@ export class FileWatcher {
         this.schedule()
       }
     }
+  }
+
+  /** Whether any watched file's modification time is less than `ms` old. */
+  private async modifiedWithin(ms: number): Promise<boolean> {
+    const now = Date.now()
+    const times = await Promise.all(this.opts.files.map((f) => stat(f).then((s) => s.mtimeMs, () => 0)))
+    // mtime has sub-millisecond precision and Date.now() does not, so a file
+    // written this very moment can look a fraction of a millisecond in the
+    // future. Only a time far ahead (clock skew) is ignored, or it would
+    // never settle.
+    return times.some((t) => now - t < ms && now - t > -5000)
   }
 
   private readAll(): Promise<(Buffer | undefined)[]> {

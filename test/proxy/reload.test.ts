@@ -155,4 +155,45 @@ describe('hot reload', () => {
       await proxy.stop()
     }
   })
+
+  it('never applies a half-written file while it is rewritten in place under load', async () => {
+    // A large file rewritten in place (truncate, then write) many times: a
+    // read in the middle would see a shorter but valid config, without the
+    // catch-all rule at its end, and answer 404.
+    let rules = ''
+    for (let i = 0; i < 8000; i++) rules += `  - { upstream: a, host: h${i}.example, path: /p }\n`
+    const text = (n: number) => `# version ${n}\n${config({ a: a.port }, `${rules}  - { upstream: a, path: / }\n`)}`
+    // A write every 100 ms, the watcher's debounce: many reads land on the
+    // next write as it starts, the race the bench's reload scenario found.
+    const proxy = await startProxy({ config: text(0) })
+    try {
+      let writes = 0
+      const timer = setInterval(() => writeFileSync(proxy.configFile, text(++writes)), 100)
+      const statuses = new Map<number, number>()
+      const started = Date.now()
+      while (Date.now() - started < 3000) {
+        const replies = await Promise.all(Array.from({ length: 10 }, () => send(`${proxy.url}/x`)))
+        for (const r of replies) statuses.set(r.status, (statuses.get(r.status) ?? 0) + 1)
+      }
+      clearInterval(timer)
+      assert.deepEqual([...statuses.keys()], [200], `statuses seen: ${JSON.stringify([...statuses])}`)
+      // Once the writes stop, the last version is applied.
+      await proxy.waitForLog((l) => l.msg === 'config reloaded')
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  it('keeps its rules when the file is emptied, and drops them for an explicit rules: []', async () => {
+    const proxy = await startProxy({ config: toA() })
+    try {
+      writeFileSync(proxy.configFile, '')
+      await proxy.waitForLog((l) => l.msg.startsWith('config file is empty'))
+      assert.equal((await send(`${proxy.url}/`)).body, 'from a')
+      writeFileSync(proxy.configFile, 'rules: []\n')
+      await until(`${proxy.url}/`, (status) => status === 404)
+    } finally {
+      await proxy.stop()
+    }
+  })
 })
