@@ -399,6 +399,27 @@ async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<
     }
     await stop(p)
   }
+  // Efficiency with several worker processes (WORKERS): requests per CPU
+  // second summed over the workers, both on the proxy CPU so the load
+  // generator keeps its own core.
+  for (const workers of [1, 2]) {
+    const port = await freePort()
+    const p = pinned(PROXY_CPU, join(ROOT, 'bin/nanoproxy'), ['proxy', '-c', join(work, 'nano.yaml')], {
+      PORT: String(port),
+      ACCESS_LOG: 'off',
+      WORKERS: String(workers),
+    })
+    await waitForPort(port)
+    await new Promise((r) => setTimeout(r, 1000))
+    const pids = workers === 1 ? [p.pid!] : childPids(p.pid!)
+    await wrk(`http://127.0.0.1:${port}/`, 50, 2) // warm-up
+    const before = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0)
+    const r = await wrk(`http://127.0.0.1:${port}/`, 50, DURATION)
+    const used = pids.reduce((sum, pid) => sum + cpuSeconds(pid), 0) - before
+    out[`workers_${workers}_rps`] = r.rps
+    out[`workers_${workers}_req_per_cpu_s`] = (r.rps * DURATION) / used
+    await stop(p)
+  }
   return out
 }
 
