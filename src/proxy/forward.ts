@@ -126,12 +126,13 @@ export class ForwardHandler extends UpstreamExchange {
     }
     if (res.headersSent) {
       // Too late for an error status: cut the connection so the client sees
-      // a truncated response instead of a complete-looking one.
-      res.destroy(error)
+      // a truncated response instead of a complete-looking one. (Without an
+      // error argument: that would be reported again as a client error.)
+      res.destroy()
       this.finish({ status: this.status, bytes: this.bytes, error })
       return
     }
-    const sent = this.ctx.sendError(res, error)
+    const sent = this.ctx.sendError(res, error, hasBody && !req.complete)
     this.finish({ ...sent, error })
   }
 

@@ -61,19 +61,23 @@ export class ProxyContext {
    * The response for `error`: its status and a short plain-text body naming
    * the error code. The detailed reason goes to the log, not to the client.
    */
-  errorResponse(error: NanoProxyError): { status: number; headers: string[]; body: string } {
+  errorResponse(error: NanoProxyError, close = false): { status: number; headers: string[]; body: string } {
     const status = httpStatusFor(error.code)
     const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${publicReason(error)} (${error.code})\n`
     const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]
     for (const v of this.identityHeaders) headers.push(v)
     // After a bad request the connection's state is suspect: close it (as nginx does).
-    if (this.draining || error.code === ERROR_CODES.BAD_REQUEST) headers.push('connection', 'close')
+    if (close || this.draining || error.code === ERROR_CODES.BAD_REQUEST) headers.push('connection', 'close')
     return { status, headers, body }
   }
 
-  /** Answers `res` with errorResponse(error); returns the status and body size sent. */
-  sendError(res: ServerResponse, error: NanoProxyError): { status: number; bytes: number } {
-    const { status, headers, body } = this.errorResponse(error)
+  /**
+   * Answers `res` with errorResponse(error); returns the status and body
+   * size sent. `close` ends the connection after it (the request body was
+   * not read to its end, so the connection cannot carry another request).
+   */
+  sendError(res: ServerResponse, error: NanoProxyError, close = false): { status: number; bytes: number } {
+    const { status, headers, body } = this.errorResponse(error, close)
     res.writeHead(status, headers)
     res.end(body)
     return { status, bytes: body.length }

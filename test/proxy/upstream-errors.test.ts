@@ -128,3 +128,45 @@ describe('upstream failures', () => {
     assert.equal(reply, '200 got 50')
   })
 })
+
+describe('an upstream that fails while the request body is still arriving', () => {
+  it('answers 502, closes that client connection, and the client carries on with a new one', async () => {
+    const { request, Agent } = await import('node:http')
+    // Reads the request head, then resets the connection mid-body.
+    const breaker = createServer((socket) => {
+      socket.once('data', () => setTimeout(() => socket.resetAndDestroy(), 20))
+      socket.on('error', () => {})
+    })
+    await new Promise<void>((r) => breaker.listen(0, '127.0.0.1', r))
+    const proxy = await startProxy({ config: config({ b: (breaker.address() as { port: number }).port }, '  - { upstream: b, path: / }\n') })
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+    try {
+      const post = () =>
+        new Promise<string>((resolve) => {
+          const req = request(`${proxy.url}/upload`, { method: 'POST', agent, headers: { 'content-length': 32 * 1024 * 1024 } }, (res) => {
+            res.resume()
+            res.on('end', () => resolve(`${res.statusCode} ${String(res.headers.connection)}`))
+          })
+          req.on('error', () => resolve('send failed'))
+          // Trickle the body so the upstream fails long before it is all sent.
+          let sent = 0
+          const chunk = Buffer.alloc(64 * 1024)
+          const t = setInterval(() => {
+            if (req.destroyed || sent >= 32 * 1024 * 1024) return clearInterval(t)
+            req.write(chunk)
+            sent += chunk.length
+          }, 5)
+          req.on('close', () => clearInterval(t))
+        })
+      const started = Date.now()
+      assert.equal(await post(), '502 close')
+      const second = await post()
+      assert.ok(second === '502 close', `the next request must be answered too, got ${second}`)
+      assert.ok(Date.now() - started < 5000)
+    } finally {
+      agent.destroy()
+      await proxy.stop()
+      breaker.close()
+    }
+  })
+})
