@@ -193,15 +193,18 @@ describe('an upstream that answers before reading the whole upload', () => {
           // Larger than the socket buffers between client, proxy and upstream can hold.
           const req = request(`${proxy.url}/upload`, { method: 'POST', agent, headers: { 'content-length': 64 * MiB } }, (res) => {
             res.resume()
-            res.on('end', () => resolve(String(res.statusCode)))
+            resolve(String(res.statusCode))
           })
+          // The proxy may close the connection while the client is still
+          // sending (that is the point); the client may then see the reset
+          // before the response. Either way it must not be left waiting.
           req.on('error', () => resolve('closed while sending'))
           void reject
           zeros(64 * MiB).pipe(req)
         })
       const started = Date.now()
-      assert.equal(await post(), '413')
-      assert.equal(await post(), '413')
+      const outcomes = [await post(), await post()]
+      for (const o of outcomes) assert.ok(o === '413' || o === 'closed while sending', o)
       assert.ok(Date.now() - started < 3000, 'the second request must not wait behind the unread body')
       agent.destroy()
     } finally {
