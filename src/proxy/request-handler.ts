@@ -10,6 +10,7 @@ import { ForwardHandler, type ForwardResult } from './forward.ts'
 import { plainAddress, upstreamRequestHeaders } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
 import { UpgradeHandler, writeRawError } from './upgrade.ts'
+import type { Upstream } from './upstream-pools.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
 const CONFIG_PATH = '/.nanoproxy/config'
@@ -17,10 +18,10 @@ const CONFIG_PATH = '/.nanoproxy/config'
 /** Where a request goes, once routed. */
 interface Routed {
   route: Route
+  /** The pool of the routing state the request was matched in. */
+  upstream: Upstream
   target: string
   headers: string[]
-  authority: string
-  path: string
 }
 
 export class RequestHandler {
@@ -58,7 +59,7 @@ export class RequestHandler {
       return
     }
 
-    const upstream = ctx.state.upstreams.get(routed.route.upstream.name)!
+    const { upstream } = routed
     const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'
     new ForwardHandler(ctx, {
       req,
@@ -95,7 +96,7 @@ export class RequestHandler {
       done(sent.status, sent.bytes, error.code === ERROR_CODES.NO_ROUTE ? undefined : error)
       return
     }
-    const upstream = ctx.state.upstreams.get(routed.route.upstream.name)!
+    const { upstream } = routed
     new UpgradeHandler(ctx, { req, socket, head, upstream, target: routed.target, headers: routed.headers, done }).start()
   }
 
@@ -138,7 +139,9 @@ export class RequestHandler {
       }
     }
 
-    const route = ctx.state.table.match(routingHost(authority), path)
+    // The routing state is read once: table and pools of the same config.
+    const state = ctx.state
+    const route = state.table.match(routingHost(authority), path)
     if (route === undefined) {
       if (ctx.settings.debug) ctx.log.debug({ host: authority, path }, 'no matching rule')
       return new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`)
@@ -149,15 +152,15 @@ export class RequestHandler {
 
     const socket = req.socket
     const trusted = ctx.settings.trustedProxies?.check(clientAddress, clientAddress.includes(':') ? 'ipv6' : 'ipv4') ?? false
-    const upstream = route.upstream
+    const upstream = state.upstreams.get(route.upstream.name)!
     const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-      host: upstream.noHostRewrite ? hostPort(upstream.host, upstream.port) : authority,
+      host: upstream.config.noHostRewrite ? upstream.authority : authority,
       clientAddress,
       trusted,
       proto: 'encrypted' in socket && socket.encrypted ? 'https' : 'http',
       originalHost: authority,
     })
-    return { route, target: upstreamTarget(route, path, query), headers, authority, path }
+    return { route, upstream, target: upstreamTarget(route, path, query), headers }
   }
 
   /** The access-log line, and the reason when the request failed. */
@@ -212,8 +215,4 @@ function countHost(raw: string[]): number {
     if (name.length === 4 && name.toLowerCase() === 'host') n++
   }
   return n
-}
-
-function hostPort(host: string, port: number): string {
-  return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`
 }
