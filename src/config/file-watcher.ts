@@ -75,7 +75,7 @@ export class FileWatcher {
   }
 
   private async pollStat(): Promise<void> {
-    const key = await this.statKey()
+    const { key } = await this.statFiles()
     if (key !== this.lastStat) this.schedule()
   }
 
@@ -87,18 +87,18 @@ export class FileWatcher {
     }
     this.checking = true
     try {
-      const before = await this.statKey()
+      const before = await this.statFiles()
       const contents = await this.readAll()
-      const after = await this.statKey()
+      const after = await this.statFiles()
       // A file written in place (truncate, then write) can be read half
       // written, and half a YAML file is often still valid YAML: with fewer
       // rules, or none. Apply only content that was stable around the read
       // and not modified in the last moments; otherwise look again shortly.
-      if (before !== after || (await this.modifiedWithin(SETTLE_MS))) {
+      if (before.key !== after.key || modifiedWithin(after.mtimes, SETTLE_MS)) {
         this.again = true
         return
       }
-      this.lastStat = after
+      this.lastStat = after.key
       const changed = contents.some((c, i) => !sameContent(c, this.last[i]))
       if (changed) {
         this.last = contents
@@ -115,33 +115,31 @@ export class FileWatcher {
     }
   }
 
-  /** Whether any watched file's modification time is less than `ms` old. */
-  private async modifiedWithin(ms: number): Promise<boolean> {
-    const now = Date.now()
-    const times = await Promise.all(this.opts.files.map((f) => stat(f).then((s) => s.mtimeMs, () => 0)))
-    // mtime has sub-millisecond precision and Date.now() does not, so a file
-    // written this very moment can look a fraction of a millisecond in the
-    // future. Only a time far ahead (clock skew) is ignored, or it would
-    // never settle.
-    return times.some((t) => now - t < ms && now - t > -5000)
-  }
-
   private readAll(): Promise<(Buffer | undefined)[]> {
     return Promise.all(this.opts.files.map((f) => readFile(f).catch(() => undefined)))
   }
 
-  /** Identity of the files as they are now (follows symlinks): inode, size, mtime. */
-  private async statKey(): Promise<string> {
-    const parts = await Promise.all(
-      this.opts.files.map((f) =>
-        stat(f).then(
-          (s) => `${s.ino}:${s.size}:${s.mtimeMs}`,
-          () => 'missing',
-        ),
-      ),
-    )
-    return parts.join('|')
+  /**
+   * The files as they are now (follows symlinks): an identity key from
+   * inode, size and mtime, and the mtimes themselves (0 for a missing file).
+   */
+  private async statFiles(): Promise<{ key: string; mtimes: number[] }> {
+    const stats = await Promise.all(this.opts.files.map((f) => stat(f).catch(() => undefined)))
+    return {
+      key: stats.map((s) => (s ? `${s.ino}:${s.size}:${s.mtimeMs}` : 'missing')).join('|'),
+      mtimes: stats.map((s) => s?.mtimeMs ?? 0),
+    }
   }
+}
+
+/** Whether any of `mtimes` is less than `ms` old. */
+function modifiedWithin(mtimes: number[], ms: number): boolean {
+  const now = Date.now()
+  // mtime has sub-millisecond precision and Date.now() does not, so a file
+  // written this very moment can look a fraction of a millisecond in the
+  // future. Only a time far ahead (clock skew) is ignored, or it would
+  // never settle.
+  return mtimes.some((t) => now - t < ms && now - t > -5000)
 }
 
 function sameContent(a: Buffer | undefined, b: Buffer | undefined): boolean {
