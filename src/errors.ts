@@ -10,6 +10,8 @@ export const ERROR_CODES = {
   NO_ROUTE: 'NP_ERR_NO_ROUTE',
   /** The request itself is unacceptable (bad target, duplicate Host...). */
   BAD_REQUEST: 'NP_ERR_BAD_REQUEST',
+  /** An `Expect` the proxy cannot meet (anything but 100-continue, RFC 9110 §10.1.1). */
+  EXPECTATION_FAILED: 'NP_ERR_EXPECTATION_FAILED',
   /** The upstream refused the connection or its name did not resolve. */
   UPSTREAM_CONNECT: 'NP_ERR_UPSTREAM_CONNECT',
   /** The upstream closed or reset the connection before answering. */
@@ -38,6 +40,7 @@ export type ErrorCode = (typeof ERROR_CODES)[keyof typeof ERROR_CODES]
 const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   NP_ERR_NO_ROUTE: 404,
   NP_ERR_BAD_REQUEST: 400,
+  NP_ERR_EXPECTATION_FAILED: 417,
   NP_ERR_UPSTREAM_CONNECT: 502,
   NP_ERR_UPSTREAM_RESET: 502,
   NP_ERR_UPSTREAM_TLS: 502,
@@ -84,8 +87,8 @@ export function formatProblems(file: string, problems: readonly ConfigProblem[])
 
 /** Error codes of system calls and TLS that mean "could not connect". */
 const CONNECT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL'])
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED'])
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'ETIMEDOUT'])
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED'])
+const TIMEOUT_CODES = new Set(['ETIMEDOUT'])
 
 /**
  * Classify an error raised while talking to an upstream. The original error

@@ -1,7 +1,7 @@
 // `nanoproxy proxy`: load the config, serve, hot-reload, shut down gracefully.
 
 import cluster from 'node:cluster'
-import type { Server } from 'node:http'
+import type { Server } from 'node:net'
 import { FileWatcher } from '../config/file-watcher.ts'
 import { configPath, ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
 import { loadConfigFile, parseConfig } from '../config/load.ts'
@@ -9,6 +9,7 @@ import { ConfigError } from '../errors.ts'
 import { createLogger, type Logger } from '../log.ts'
 import { ProxyContext } from '../proxy/proxy-context.ts'
 import { RequestHandler } from '../proxy/request-handler.ts'
+import { DeadlineSweeper } from '../proxy/deadlines.ts'
 import { createProxyServer, drain, listen } from '../proxy/server.ts'
 import { certificateFiles, checkCertificate, loadCertificate, TLS_POLICY } from '../proxy/tls.ts'
 import { UpstreamPools } from '../proxy/upstream-pools.ts'
@@ -43,10 +44,11 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
   const { config, text } = await loadConfigFile(file)
   const tls = settings.certPath ? loadCertificate(settings.certPath) : undefined
 
-  const pools = new UpstreamPools(settings, log)
+  const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
+  const pools = new UpstreamPools(settings, log, sweeper)
   const ctx = new ProxyContext(settings, log, pools)
   ctx.apply(config)
-  const handler = new RequestHandler(ctx)
+  const handler = new RequestHandler(ctx, sweeper)
   const server = createProxyServer(ctx, handler, tls)
 
   const configWatcher = new FileWatcher({
@@ -149,7 +151,7 @@ function reloadCertificate(server: Server, log: Logger, certPath: string, cert: 
   }
   try {
     const options = checkCertificate(cert, key, certPath)
-    // https.Server has setSecureContext; typed here via the TLS server it extends.
+    // tls.Server.setSecureContext swaps the certificate for new connections only.
     ;(server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, ...TLS_POLICY })
     log.info({ cert_path: certPath }, 'certificate reloaded')
   } catch (err) {

@@ -1,44 +1,17 @@
-// Header rewriting between client and upstream.
+// The heads the proxy writes: the request it sends upstream and the
+// response it sends the client, built as one string each.
 //
-// Hop-by-hop headers describe one connection, not the message, and must not
-// be forwarded (RFC 9110 §7.6.1): the fixed list below plus every header the
-// Connection header names. The list is Go's httputil.ReverseProxy's, which
-// the original NanoProxy used, so both proxies forward the same headers.
+// Header lines the proxy does not touch were collected while parsing
+// (RequestHead/ResponseHead.passthrough, hop-by-hop headers already left
+// out, RFC 9110 §7.6.1) and are copied as one slice: names keep the
+// sender's spelling, repeated headers stay repeated and in order.
 
-import type { IncomingHttpHeaders } from 'node:http'
+import { statusText } from '../http1/status-text.ts'
+import type { RequestHead } from '../http1/request-head.ts'
+import type { ResponseHead } from '../http1/response-head.ts'
 
-const HOP_BY_HOP = new Set([
-  'connection',
-  'proxy-connection',
-  'keep-alive',
-  'proxy-authenticate',
-  'proxy-authorization',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-])
-
-/** Headers the proxy sets itself, so the client's copies are never passed on. */
-const REPLACED_ON_REQUEST = new Set(['host', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'expect'])
-
-/**
- * Client-address headers an upstream may believe: passed on only from a
- * trusted proxy, dropped from anyone else (Go's ReverseProxy, which the
- * original used, drops Forwarded too) so a client cannot pose as another.
- */
-const TRUSTED_ONLY = new Set(['forwarded', 'x-real-ip'])
-
-/** Header names listed in Connection (RFC 9110 §7.6.1), lower-cased. */
-function connectionTokens(value: string | undefined): Set<string> | undefined {
-  if (value === undefined || value === '') return undefined
-  const tokens = new Set<string>()
-  for (const t of value.split(',')) {
-    const token = t.trim().toLowerCase()
-    if (token !== '' && token !== 'close' && token !== 'keep-alive' && token !== 'upgrade') tokens.add(token)
-  }
-  return tokens.size > 0 ? tokens : undefined
-}
+/** Methods whose requests normally have a body (RFC 9110 §9.3). */
+const BODY_METHODS = new Set(['POST', 'PUT', 'PATCH'])
 
 export interface ForwardedInfo {
   /** The Host header to send upstream. */
@@ -54,72 +27,51 @@ export interface ForwardedInfo {
 }
 
 /**
- * Builds the upstream request's header list from the client's raw headers,
- * as a flat `[name, value, ...]` array (undici's cheapest form). Names keep
- * the client's spelling; repeated headers stay repeated, in order.
+ * The upstream request's head. A client we do not trust cannot forge its
+ * address chain (the original NanoProxy replaces X-Forwarded-* too, and
+ * drops Forwarded / X-Real-IP as Go's ReverseProxy does); a trusted proxy's
+ * chain is extended. Framing is the proxy's own: Content-Length or chunked.
  */
-export function upstreamRequestHeaders(raw: string[], connection: string | undefined, info: ForwardedInfo): string[] {
-  const extra = connectionTokens(connection)
-  const out: string[] = ['host', info.host]
-  let forwardedFor: string | undefined
-  let forwardedHost: string | undefined
-  let forwardedProto: string | undefined
-  let sawContentLength = false
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    const lower = name.toLowerCase()
-    if (HOP_BY_HOP.has(lower) || extra?.has(lower)) continue
-    if (!info.trusted && TRUSTED_ONLY.has(lower)) continue
-    if (REPLACED_ON_REQUEST.has(lower)) {
-      if (info.trusted) {
-        const value = raw[i + 1]!
-        if (lower === 'x-forwarded-for') forwardedFor = forwardedFor === undefined ? value : `${forwardedFor}, ${value}`
-        else if (lower === 'x-forwarded-host') forwardedHost ??= value
-        else if (lower === 'x-forwarded-proto') forwardedProto ??= value
-      }
-      continue
-    }
-    if (lower === 'content-length') {
-      // The parser has already rejected differing values; send one copy.
-      if (sawContentLength) continue
-      sawContentLength = true
-    }
-    out.push(name, raw[i + 1]!)
+export function upstreamRequestHead(head: RequestHead, target: string, info: ForwardedInfo, upgrade: boolean): string {
+  let out = `${head.method} ${target} HTTP/1.1\r\nhost: ${info.host}\r\n`
+  out += head.connectionNames === undefined ? head.passthrough : head.passthroughWithout(head.connectionNames)
+  let forwardedFor = info.clientAddress
+  let forwardedHost = info.originalHost
+  let forwardedProto = info.proto
+  if (info.trusted) {
+    out += head.trustedOnly
+    if (head.forwardedFor !== undefined) forwardedFor = `${head.forwardedFor}, ${forwardedFor}`
+    forwardedHost = head.forwardedHost ?? forwardedHost
+    forwardedProto = head.forwardedProto ?? forwardedProto
   }
-  // A client we do not trust cannot forge its address chain (the original
-  // NanoProxy replaces these headers too); a trusted proxy's chain is extended.
-  out.push(
-    'x-forwarded-for',
-    forwardedFor === undefined ? info.clientAddress : `${forwardedFor}, ${info.clientAddress}`,
-    'x-forwarded-host',
-    forwardedHost ?? info.originalHost,
-    'x-forwarded-proto',
-    forwardedProto ?? info.proto,
-  )
-  return out
+  if (head.chunked) out += 'transfer-encoding: chunked\r\n'
+  else if (head.contentLength >= 0) out += `content-length: ${head.contentLength}\r\n`
+  // Some servers answer 411 to a POST without a length, even an empty one.
+  else if (BODY_METHODS.has(head.method)) out += 'content-length: 0\r\n'
+  if (upgrade) out += `connection: upgrade\r\nupgrade: ${head.upgrade}\r\n`
+  return `${out}x-forwarded-for: ${forwardedFor}\r\nx-forwarded-host: ${forwardedHost}\r\nx-forwarded-proto: ${forwardedProto}\r\n\r\n`
 }
 
 /**
- * Builds the client response's headers from the upstream's (undici gives
- * them lower-cased, repeated ones as arrays), dropping hop-by-hop headers
- * and adding the proxy's identification. `keepUpgrade` keeps Upgrade and
- * Connection for a 101 response, where they are the point of the message.
+ * The client response's head: status line (the upstream's reason phrase
+ * kept), the upstream's end-to-end headers, the proxy's identification
+ * lines, and `framing` (Content-Length / Transfer-Encoding / Connection
+ * lines, decided by the caller).
  */
-export function clientResponseHeaders(headers: IncomingHttpHeaders, identity: readonly string[], keepUpgrade = false): string[] {
-  const connection = headers.connection
-  const extra = connectionTokens(Array.isArray(connection) ? connection.join(',') : connection)
-  const out: string[] = []
-  for (const name in headers) {
-    if (HOP_BY_HOP.has(name) && !(keepUpgrade && (name === 'upgrade' || name === 'connection'))) continue
-    if (extra?.has(name)) continue
-    if (name === 'x-proxy' || name === 'x-proxy-instance') continue
-    const value = headers[name]
-    if (value === undefined) continue
-    if (typeof value === 'string') out.push(name, value)
-    else for (const v of value) out.push(name, v)
-  }
-  for (const v of identity) out.push(v)
-  return out
+export function clientResponseHead(resp: ResponseHead, identity: string, framing: string): string {
+  const reason = resp.reason === '' ? statusText(resp.status) : resp.reason
+  const headers = resp.connectionNames === undefined ? resp.passthrough : resp.passthroughWithout(resp.connectionNames)
+  return `HTTP/1.1 ${resp.status} ${reason}\r\n${headers}${identity}${framing}\r\n`
+}
+
+/** A complete response the proxy writes itself (errors, its own endpoints). */
+export function ownResponse(status: number, headers: readonly string[], body: string, identity: string, close: boolean): Buffer {
+  let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
+  for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`
+  const data = Buffer.from(body, 'utf8')
+  out += `content-length: ${data.length}\r\n${identity}`
+  if (close) out += 'connection: close\r\n'
+  return Buffer.concat([Buffer.from(`${out}\r\n`, 'latin1'), data])
 }
 
 /** `::ffff:1.2.3.4` (an IPv4 client on a dual-stack socket) → `1.2.3.4`. */

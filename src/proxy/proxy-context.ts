@@ -2,14 +2,14 @@
 // currently in force, and how errors are answered.
 
 import { hostname } from 'node:os'
-import { STATUS_CODES, type ServerResponse } from 'node:http'
-import { stringify } from 'yaml'
 import type { ProxyConfig } from '../config/schema.ts'
 import { ERROR_CODES, httpStatusFor, type NanoProxyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
 import { RouteTable } from '../router/route-table.ts'
 import type { ProxySettings } from '../settings.ts'
 import { VERSION } from '../version.ts'
+import { statusText } from '../http1/status-text.ts'
+import { ownResponse } from './headers.ts'
 import type { Upstream, UpstreamPools } from './upstream-pools.ts'
 
 /** One loaded config: replaced as a whole on reload, never changed in place. */
@@ -23,8 +23,8 @@ export class ProxyContext {
   readonly settings: ProxySettings
   readonly log: Logger
   readonly pools: UpstreamPools
-  /** `X-Proxy` and `X-Proxy-Instance`, as the original NanoProxy sends them. */
-  readonly identityHeaders: readonly string[]
+  /** `X-Proxy` and `X-Proxy-Instance` lines, as the original NanoProxy sends them. */
+  readonly identity: string
   /** Set on SIGTERM: responses then close their connections. */
   draining = false
   /**
@@ -37,7 +37,7 @@ export class ProxyContext {
     this.settings = settings
     this.log = log
     this.pools = pools
-    this.identityHeaders = ['x-proxy', `NanoProxy/${VERSION}`, 'x-proxy-instance', hostname()]
+    this.identity = `x-proxy: NanoProxy/${VERSION}\r\nx-proxy-instance: ${hostname()}\r\n`
     this.state = this.buildState({ upstreams: [], rules: [] })
   }
 
@@ -52,37 +52,28 @@ export class ProxyContext {
     return { config, table, upstreams: this.pools.update(config.upstreams) }
   }
 
-  /** The running config as YAML, for `/.nanoproxy/config` (DEBUG only). */
-  dumpConfig(): string {
+  /** The running config as YAML, for `/.nanoproxy/config` (DEBUG only; the YAML writer is loaded on first use). */
+  async dumpConfig(): Promise<string> {
+    const { stringify } = await import('yaml')
     return stringify(this.state.config)
   }
 
   /**
    * The response for `error`: its status and a short plain-text body naming
    * the error code. The detailed reason goes to the log, not to the client.
+   * `close` ends the connection after it (the request body was not read to
+   * its end, so the connection cannot carry another request); so does a bad
+   * request, after which the connection's state is suspect (as nginx does).
    */
-  errorResponse(error: NanoProxyError, close = false): { status: number; headers: string[]; body: string } {
+  errorResponse(error: NanoProxyError, close = false): { status: number; data: Buffer; bytes: number; close: boolean } {
     const status = httpStatusFor(error.code)
-    const body = `${status} ${STATUS_CODES[status] ?? 'Error'}: ${publicReason(error)} (${error.code})\n`
-    const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body))]
-    for (const v of this.identityHeaders) headers.push(v)
-    // After a bad request the connection's state is suspect: close it (as nginx does).
-    if (close || this.draining || error.code === ERROR_CODES.BAD_REQUEST) headers.push('connection', 'close')
-    return { status, headers, body }
-  }
-
-  /**
-   * Answers `res` with errorResponse(error); returns the status and body
-   * size sent. `close` ends the connection after it (the request body was
-   * not read to its end, so the connection cannot carry another request).
-   */
-  sendError(res: ServerResponse, error: NanoProxyError, close = false): { status: number; bytes: number } {
-    const { status, headers, body } = this.errorResponse(error, close)
-    res.writeHead(status, headers)
-    res.end(body)
-    return { status, bytes: body.length }
+    const body = `${status} ${statusText(status) || 'Error'}: ${publicReason(error)} (${error.code})\n`
+    const closing = close || this.draining || error.code === ERROR_CODES.BAD_REQUEST
+    return { status, data: ownResponse(status, PLAIN_TEXT, body, this.identity, closing), bytes: Buffer.byteLength(body), close: closing }
   }
 }
+
+const PLAIN_TEXT = ['content-type', 'text/plain; charset=utf-8']
 
 /** What the client may be told: its own mistakes in full, upstream trouble in general terms. */
 function publicReason(error: NanoProxyError): string {
@@ -90,6 +81,7 @@ function publicReason(error: NanoProxyError): string {
     case ERROR_CODES.NO_ROUTE:
       return 'no matching rule for host & path'
     case ERROR_CODES.BAD_REQUEST:
+    case ERROR_CODES.EXPECTATION_FAILED:
       return error.message
     case ERROR_CODES.UPSTREAM_TIMEOUT:
       return 'the upstream did not answer in time'

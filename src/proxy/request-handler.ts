@@ -1,195 +1,196 @@
-// From an accepted request to its upstream: parse the target, answer the
-// proxy's own endpoints, route, rewrite headers, forward, and log.
+// From a parsed request head to its upstream: the proxy's own endpoints,
+// routing, the upstream request head, and the access log. Also keeps the
+// books for graceful shutdown (requests in flight, open connections).
 
-import type { IncomingMessage, ServerResponse } from 'node:http'
-import type { Duplex } from 'node:stream'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
+import type { ParseError } from '../http1/parse-error.ts'
+import type { RequestHead } from '../http1/request-head.ts'
 import { routingHost } from '../router/request-host.ts'
-import { upstreamTarget, type Route } from '../router/route.ts'
-import { ForwardHandler, type ForwardResult } from './forward.ts'
-import { plainAddress, upstreamRequestHeaders } from './headers.ts'
+import { upstreamTarget } from '../router/route.ts'
+import type { ClientConnection } from './client-connection.ts'
+import type { DeadlineSweeper } from './deadlines.ts'
+import { Exchange, type ExchangeResult } from './exchange.ts'
+import { ownResponse, upstreamRequestHead } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
-import { UpgradeHandler, writeRawError } from './upgrade.ts'
-import type { Upstream } from './upstream-pools.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
 const CONFIG_PATH = '/.nanoproxy/config'
-
-/** Where a request goes, once routed. */
-interface Routed {
-  route: Route
-  /** The pool of the routing state the request was matched in. */
-  upstream: Upstream
-  target: string
-  headers: string[]
-}
+const PLAIN_TEXT = ['content-type', 'text/plain; charset=utf-8']
+const YAML_TEXT = ['content-type', 'text/yaml; charset=utf-8']
+// A reverse proxy is not a forward proxy: CONNECT tunnels are refused
+// (RFC 9110 §9.3.6 lets a server decline them).
+const CONNECT_REFUSED =
+  'HTTP/1.1 405 Method Not Allowed\r\nallow: GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS\r\ncontent-length: 0\r\nconnection: close\r\n\r\n'
+const CONTINUE = 'HTTP/1.1 100 Continue\r\n\r\n'
 
 export class RequestHandler {
-  private readonly ctx: ProxyContext
+  readonly ctx: ProxyContext
+  readonly sweeper: DeadlineSweeper
+  /** The proxy's identification header lines, added to every response. */
+  readonly identity: string
+  /** Longest silence from a client in the middle of its request body. */
+  readonly bodyIdleMs: number
   /** Requests and tunnels in progress, for graceful shutdown. */
   active = 0
-  private readonly tunnels = new Set<Duplex>()
+  private readonly connections = new Set<ClientConnection>()
   private onIdle: (() => void) | undefined
 
-  constructor(ctx: ProxyContext) {
+  constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
+    this.sweeper = sweeper
+    this.identity = ctx.identity
+    // Never shorter than TIMEOUT.
+    this.bodyIdleMs = Math.max(ctx.settings.idleTimeoutMs, ctx.settings.timeoutMs)
   }
 
-  /** The 'request' (and 'checkContinue') listener. */
-  handle(req: IncomingMessage, res: ServerResponse, expectContinue = false): void {
+  track(conn: ClientConnection): void {
+    this.connections.add(conn)
+    this.sweeper.add(conn)
+  }
+
+  untrack(conn: ClientConnection): void {
+    this.connections.delete(conn)
+    this.sweeper.delete(conn)
+  }
+
+  /** Answers or forwards one request; `conn` hears back through responseFinished(). */
+  dispatch(conn: ClientConnection, head: RequestHead): void {
     const started = performance.now()
     this.active++
     const ctx = this.ctx
-    // Read now: once the exchange ends Node may detach the socket from req.
-    const client = plainAddress(req.socket.remoteAddress)
-    const log = (result: ForwardResult, upstream?: string): void => {
-      this.requestDone()
-      this.logRequest(req, client, started, result, upstream)
-    }
-
-    const routed = this.route(req, res, client)
-    if (routed instanceof NanoProxyError) {
-      const sent = ctx.sendError(res, routed)
-      res.once('close', () => log({ ...sent, error: routed.code === ERROR_CODES.NO_ROUTE ? undefined : routed }))
-      return
-    }
-    if (routed === undefined) {
-      // Answered by an endpoint of the proxy itself.
-      res.once('close', () => log({ status: res.statusCode, bytes: 0 }))
+    if (head.method === 'CONNECT') {
+      conn.write(CONNECT_REFUSED)
+      this.requestDone(conn, head, started, { status: 405, bytes: 0 }, undefined)
+      conn.responseFinished(true)
       return
     }
 
-    const { upstream } = routed
-    const hasBody = req.headers['transfer-encoding'] !== undefined || (req.headers['content-length'] ?? '0') !== '0'
-    new ForwardHandler(ctx, {
-      req,
-      res,
-      upstream,
-      target: routed.target,
-      headers: routed.headers,
-      hasBody,
-      expectContinue,
-      done: (result) => log(result, upstream.config.name),
-    }).start()
-  }
-
-  /** The 'upgrade' listener: WebSocket and other protocol switches (RFC 9110 §7.8). */
-  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    const started = performance.now()
-    const ctx = this.ctx
-    const client = plainAddress(req.socket.remoteAddress)
-    this.active++
-    this.tunnels.add(socket)
-    socket.once('close', () => {
-      this.tunnels.delete(socket)
-      this.requestDone()
-    })
-    const done = (status: number, bytes: number, error?: NanoProxyError, upstream?: string): void => {
-      this.logRequest(req, client, started, { status, bytes, error }, upstream)
-    }
-    // Without a response object the proxy's own endpoints are not answered:
-    // an upgrade is always routed like any path.
-    const routed = this.route(req, undefined, client)
-    if (routed instanceof NanoProxyError || routed === undefined) {
-      const error = routed ?? new NanoProxyError(ERROR_CODES.NO_ROUTE, 'no route')
-      const sent = writeRawError(ctx, socket, error)
-      done(sent.status, sent.bytes, error.code === ERROR_CODES.NO_ROUTE ? undefined : error)
-      return
-    }
-    const { upstream } = routed
-    new UpgradeHandler(ctx, { req, socket, head, upstream, target: routed.target, headers: routed.headers, done }).start()
-  }
-
-  /**
-   * Finds the route for `req`. Returns the routed request, an error to
-   * answer with, or undefined when an endpoint of the proxy already answered
-   * (only for plain requests: `res` is undefined for upgrades).
-   */
-  private route(req: IncomingMessage, res: ServerResponse | undefined, clientAddress: string): Routed | NanoProxyError | undefined {
-    const ctx = this.ctx
-    const url = req.url ?? ''
-    let authority = req.headers.host ?? ''
-    let pathAndQuery = url
-    if (url.charCodeAt(0) !== 47 /* '/' */) {
-      // Absolute form (RFC 9112 §3.2.2): the target's authority replaces Host.
-      const m = /^https?:\/\/([^/?#]*)([^#]*)/i.exec(url)
-      if (!m) return new NanoProxyError(ERROR_CODES.BAD_REQUEST, `unsupported request target ${JSON.stringify(url.slice(0, 100))}`)
+    // Route: the authority comes from Host, or from an absolute-form target
+    // (RFC 9112 §3.2.2), which then replaces Host.
+    const target = head.target
+    let authority = head.host ?? ''
+    let pathAndQuery = target
+    if (target.charCodeAt(0) !== 47 /* '/' */) {
+      const m = /^https?:\/\/([^/?#]*)([^#]*)/i.exec(target)
+      if (!m) {
+        this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `unsupported request target ${JSON.stringify(target.slice(0, 100))}`))
+        return
+      }
       authority = m[1]!
       pathAndQuery = m[2] || '/'
       if (pathAndQuery.charCodeAt(0) === 63 /* '?' */) pathAndQuery = '/' + pathAndQuery
     }
-    if (countHost(req.rawHeaders) > 1) {
-      // RFC 9112 §3.2: more than one Host header is a 400.
-      return new NanoProxyError(ERROR_CODES.BAD_REQUEST, 'more than one Host header')
-    }
     const q = pathAndQuery.indexOf('?')
     const path = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q)
     const query = q === -1 ? '' : pathAndQuery.slice(q)
+    const upgrade = head.upgrade !== undefined && head.connectionUpgrade
 
-    if (res !== undefined && path.startsWith('/.nanoproxy/')) {
-      if (path === HEALTH_PATH) {
-        res.writeHead(200, ['content-type', 'text/plain; charset=utf-8', ...this.ctx.identityHeaders])
-        res.end('OK')
-        return undefined
-      }
-      if (path === CONFIG_PATH && ctx.settings.debug) {
-        res.writeHead(200, ['content-type', 'text/yaml; charset=utf-8', ...this.ctx.identityHeaders])
-        res.end(ctx.dumpConfig())
-        return undefined
-      }
-    }
+    if (!upgrade && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
 
     // The routing state is read once: table and pools of the same config.
     const state = ctx.state
     const route = state.table.match(routingHost(authority), path)
     if (route === undefined) {
       if (ctx.settings.debug) ctx.log.debug({ host: authority, path }, 'no matching rule')
-      return new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`)
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`))
+      return
     }
     if (ctx.settings.debug) {
       ctx.log.debug({ host: authority, path, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
     }
 
-    const socket = req.socket
-    const trusted = ctx.settings.trustedProxies?.check(clientAddress, clientAddress.includes(':') ? 'ipv6' : 'ipv4') ?? false
+    if (head.expect !== undefined) {
+      // RFC 9110 §10.1.1: 100-continue is the only expectation there is. It
+      // is answered here once the request is routed (as nginx does) and
+      // never passed on; anything else gets 417.
+      if (head.expect.toLowerCase() !== '100-continue') {
+        this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.EXPECTATION_FAILED, `unsupported expectation ${JSON.stringify(head.expect)}`))
+        return
+      }
+      if (head.hasBody) conn.write(CONTINUE)
+    }
+
     const upstream = state.upstreams.get(route.upstream.name)!
-    const headers = upstreamRequestHeaders(req.rawHeaders, req.headers.connection, {
-      host: upstream.config.noHostRewrite ? upstream.authority : authority,
-      clientAddress,
-      trusted,
-      proto: 'encrypted' in socket && socket.encrypted ? 'https' : 'http',
-      originalHost: authority,
-    })
-    return { route, upstream, target: upstreamTarget(route, path, query), headers }
+    const address = conn.address
+    const trusted = ctx.settings.trustedProxies?.check(address, address.includes(':') ? 'ipv6' : 'ipv4') ?? false
+    const requestHead = upstreamRequestHead(
+      head,
+      upstreamTarget(route, path, query),
+      { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: address, trusted, proto: conn.proto, originalHost: authority },
+      upgrade,
+    )
+    const exchange = new Exchange(this, conn, head, upstream, requestHead, upgrade, started)
+    conn.attach(exchange)
+    exchange.start()
+  }
+
+  /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
+  private ownEndpoint(conn: ClientConnection, head: RequestHead, started: number, path: string): boolean {
+    let data: Buffer
+    if (path === HEALTH_PATH) data = ownResponse(200, PLAIN_TEXT, 'OK', this.identity, !head.persistent)
+    else if (path === CONFIG_PATH && this.ctx.settings.debug) {
+      // Answered asynchronously; the connection waits in its responding state.
+      void this.ctx.dumpConfig().then((yaml) => {
+        conn.write(ownResponse(200, YAML_TEXT, yaml, this.identity, !head.persistent || head.hasBody))
+        this.requestDone(conn, head, started, { status: 200, bytes: Buffer.byteLength(yaml) }, undefined)
+        conn.responseFinished(!head.persistent || head.hasBody)
+      })
+      return true
+    } else return false
+    conn.write(data)
+    this.requestDone(conn, head, started, { status: 200, bytes: 2 }, undefined)
+    conn.responseFinished(!head.persistent, true)
+    return true
+  }
+
+  /** Answers with the error's status and logs the request. */
+  private fail(conn: ClientConnection, head: RequestHead, started: number, error: NanoProxyError): void {
+    // A client waiting for 100 Continue may never send the body it
+    // announced (RFC 9110 §10.1.1), so it cannot be skipped: close after.
+    const sent = this.sendError(conn, error, !head.persistent || (head.hasBody && head.expect?.toLowerCase() === '100-continue'))
+    this.requestDone(conn, head, started, { status: sent.status, bytes: sent.bytes, error: error.code === ERROR_CODES.NO_ROUTE ? undefined : error }, undefined)
+    conn.responseFinished(sent.close, true)
+  }
+
+  /** Writes the error response for `error`; returns what was sent. */
+  sendError(conn: ClientConnection, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean } {
+    const response = this.ctx.errorResponse(error, close)
+    conn.write(response.data)
+    return response
+  }
+
+  /** Logs a request the parser refused. */
+  logRejected(conn: ClientConnection, err: ParseError): void {
+    this.ctx.log.info({ status: err.status, error: err.code, reason: err.message, client: conn.address }, 'rejected malformed request')
   }
 
   /** The access-log line, and the reason when the request failed. */
-  private logRequest(req: IncomingMessage, client: string, started: number, result: ForwardResult, upstream: string | undefined): void {
+  requestDone(conn: ClientConnection, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined): void {
     const { log, settings } = this.ctx
     const error = result.error
     // Upstream trouble is the operator's business (warn, with the cause);
-    // a client's malformed request is only noted in its access-log line.
-    if (error && error.code !== ERROR_CODES.BAD_REQUEST) log.warn({ code: error.code, err: error.cause ?? error, upstream, url: req.url }, error.message)
-    if (!settings.accessLog) return
-    log.info(
-      {
-        method: req.method,
-        host: req.headers.host,
-        path: req.url,
-        status: result.status,
-        upstream,
-        bytes: result.bytes,
-        duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-        client,
-        ...(req.headers.upgrade && result.status === 101 ? { upgrade: req.headers.upgrade } : {}),
-        ...(error ? { error: error.code } : {}),
-        ...(result.aborted ? { aborted: true } : {}),
-      },
-      'request',
-    )
-  }
-
-  private requestDone(): void {
+    // a client's mistake is only noted in its access-log line.
+    if (error && error.code !== ERROR_CODES.BAD_REQUEST && error.code !== ERROR_CODES.EXPECTATION_FAILED) {
+      log.warn({ code: error.code, err: error.cause ?? error, upstream, url: head.target }, error.message)
+    }
+    if (settings.accessLog) {
+      log.info(
+        {
+          method: head.method,
+          host: head.host,
+          path: head.target,
+          status: result.status,
+          upstream,
+          bytes: result.bytes,
+          duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
+          client: conn.address,
+          ...(result.status === 101 ? { upgrade: head.upgrade } : {}),
+          ...(error ? { error: error.code } : {}),
+          ...(result.aborted ? { aborted: true } : {}),
+        },
+        'request',
+      )
+    }
     this.active--
     if (this.active === 0 && this.onIdle) this.onIdle()
   }
@@ -202,17 +203,13 @@ export class RequestHandler {
     })
   }
 
-  /** Ends every WebSocket (or other) tunnel: they have no natural end to wait for. */
-  closeTunnels(): void {
-    for (const socket of this.tunnels) socket.destroy()
+  /** Closes connections waiting for a next request (shutdown: keep-alive clients move on). */
+  closeIdleConnections(): void {
+    for (const conn of this.connections) if (conn.idle) conn.destroy()
   }
-}
 
-function countHost(raw: string[]): number {
-  let n = 0
-  for (let i = 0; i < raw.length; i += 2) {
-    const name = raw[i]!
-    if (name.length === 4 && name.toLowerCase() === 'host') n++
+  /** Cuts every connection, tunnels included (end of the shutdown grace period). */
+  closeAllConnections(): void {
+    for (const conn of this.connections) conn.destroy()
   }
-  return n
 }

@@ -1,0 +1,244 @@
+// One request forwarded to its upstream, and the response streamed back.
+//
+// This is the hot path. The request head is one string written to a kept-
+// alive upstream socket; response bytes go to the client socket as they
+// arrive, framing passed through (Content-Length, chunked) whenever the
+// client can take it. Backpressure works both ways: a slow client pauses
+// the upstream socket, a slow upstream pauses the client's. One object per
+// request; no closures, no streams in between.
+
+import type { Socket } from 'node:net'
+import { upstreamError, type NanoProxyError } from '../errors.ts'
+import type { ParseError } from '../http1/parse-error.ts'
+import type { RequestHead } from '../http1/request-head.ts'
+import type { ResponseHead } from '../http1/response-head.ts'
+import type { ClientConnection } from './client-connection.ts'
+import { clientResponseHead } from './headers.ts'
+import type { RequestHandler } from './request-handler.ts'
+import { BodyMode, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
+import type { Upstream } from './upstream-pools.ts'
+
+/** RFC 9110 §9.2.2: these can be repeated without changing the outcome. */
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/** Bodies up to this size are written together with the response head, in one write. */
+const COALESCE_MAX = 16 * 1024
+
+export interface ExchangeResult {
+  status: number
+  bytes: number
+  error?: NanoProxyError | undefined
+  /** The client went away before the response was complete. */
+  aborted?: boolean
+}
+
+export class Exchange implements ResponseSink {
+  readonly conn: ClientConnection
+  readonly head: RequestHead
+  readonly upstream: Upstream
+  readonly isHead: boolean
+  readonly upgrade: boolean
+  /** performance.now() when the request head was read. */
+  readonly started: number
+  private readonly handler: RequestHandler
+  private readonly requestHead: string
+  private uc: UpstreamConnection | undefined
+  private status = 0
+  private bytes = 0
+  private retried = false
+  private finished = false
+  /** The response head was decided (it may still be waiting in pendingHead). */
+  private responding = false
+  private pendingHead: string | undefined
+  /** Frame each piece of the body as a chunk (an HTTP/1.1 client, a body of unknown length). */
+  private encodeChunks = false
+  private closeAfter = false
+  private requestComplete: boolean
+
+  constructor(handler: RequestHandler, conn: ClientConnection, head: RequestHead, upstream: Upstream, requestHead: string, upgrade: boolean, started: number) {
+    this.handler = handler
+    this.conn = conn
+    this.head = head
+    this.upstream = upstream
+    this.requestHead = requestHead
+    this.upgrade = upgrade
+    this.started = started
+    this.isHead = head.method === 'HEAD'
+    this.requestComplete = !head.hasBody
+  }
+
+  /** Sends the request head; the body follows through sendBody(). */
+  start(): void {
+    // Upgrades get a connection of their own (it becomes the tunnel); a
+    // retry gets a fresh one (the reused one just failed).
+    this.uc = this.upstream.pool.acquire(this.upgrade || this.retried)
+    this.uc.send(this, this.requestHead, !this.requestComplete)
+  }
+
+  /** Request body bytes; false to stop reading until onUpstreamDrain. */
+  sendBody(data: Buffer): boolean {
+    if (this.uc === undefined) return true
+    return this.head.chunked ? this.uc.writeChunk(data) : this.uc.writeBody(data)
+  }
+
+  bodyDone(): void {
+    this.requestComplete = true
+    if (this.head.chunked) this.uc?.writeLastChunk()
+    this.uc?.bodyDone()
+  }
+
+  onResponseHead(resp: ResponseHead, mode: BodyMode): void {
+    this.status = resp.status
+    this.responding = true
+    const head = this.head
+    // An upstream may answer before it has read the whole request body
+    // (nginx's `return`, an early 413); the client's connection is closed
+    // after such a response, as after a refused upgrade or on shutdown.
+    let close = !head.persistent || !this.requestComplete || this.upgrade || this.handler.ctx.draining
+    let framing = ''
+    if (mode === BodyMode.None || mode === BodyMode.Length) {
+      if (resp.contentLength >= 0) framing = `content-length: ${resp.contentLength}\r\n`
+    } else if (head.minor === 1) {
+      // Chunked, or close-delimited re-framed as chunks so the client's
+      // connection can stay open.
+      framing = 'transfer-encoding: chunked\r\n'
+      this.encodeChunks = true
+    } else {
+      // An HTTP/1.0 client cannot take chunked: the body ends with the connection.
+      close = true
+    }
+    if (close) framing += 'connection: close\r\n'
+    else if (head.minor === 0) framing += 'connection: keep-alive\r\n'
+    this.closeAfter = close
+    this.pendingHead = clientResponseHead(resp, this.handler.identity, framing)
+  }
+
+  onResponseData(data: Buffer): void {
+    this.bytes += data.length
+    if (this.finished) return
+    const conn = this.conn
+    let ok: boolean
+    if (this.encodeChunks) {
+      this.flush()
+      ok = conn.writeChunk(data)
+    } else if (this.pendingHead !== undefined && data.length <= COALESCE_MAX) {
+      // Head and body in one buffer: one write, one syscall.
+      const head = this.pendingHead
+      this.pendingHead = undefined
+      const out = Buffer.allocUnsafe(head.length + data.length)
+      out.write(head, 0, 'latin1')
+      data.copy(out, head.length)
+      ok = conn.write(out)
+    } else {
+      this.flush()
+      ok = conn.write(data)
+    }
+    if (!ok) this.uc?.pause()
+  }
+
+  flush(): void {
+    const head = this.pendingHead
+    if (head === undefined) return
+    this.pendingHead = undefined
+    if (!this.finished) this.conn.write(head)
+  }
+
+  onResponseEnd(): void {
+    this.uc = undefined
+    if (this.finished) return
+    if (this.encodeChunks) {
+      this.flush()
+      this.conn.write('0\r\n\r\n')
+    } else this.flush()
+    this.finish({ status: this.status, bytes: this.bytes })
+    this.conn.responseFinished(this.closeAfter)
+  }
+
+  onUpgrade(resp: ResponseHead, socket: Socket, rest: Buffer | undefined): void {
+    this.uc = undefined
+    if (this.finished) {
+      socket.destroy()
+      return
+    }
+    this.status = 101
+    // Upgrade and Connection are the point of a 101 (RFC 9110 §7.8): kept.
+    const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`)
+    this.conn.becomeTunnel(socket, head, rest, (bytes) => {
+      this.bytes = bytes
+      this.finish({ status: 101, bytes })
+    })
+  }
+
+  onUpstreamError(err: Error, retryable: boolean): void {
+    this.uc = undefined
+    if (this.finished) return
+    const error = upstreamError(err, this.upstream.config.name)
+    if (this.pendingHead !== undefined) {
+      // Nothing reached the client yet: it can still get an error status.
+      this.pendingHead = undefined
+      this.responding = false
+      this.encodeChunks = false
+    }
+    // A kept-alive connection the upstream closed just as we reused it shows
+    // up as a reset before any response: replay once on a fresh connection
+    // when the request can be repeated safely (no body, idempotent method).
+    if (retryable && !this.retried && !this.responding && !this.head.hasBody && IDEMPOTENT.has(this.head.method)) {
+      this.retried = true
+      this.handler.ctx.log.debug({ err, upstream: this.upstream.config.name }, 'retrying request on a fresh connection')
+      this.start()
+      return
+    }
+    if (this.responding) {
+      // Too late for an error status: cut the connection so the client sees
+      // a truncated response instead of a complete-looking one.
+      this.finish({ status: this.status, bytes: this.bytes, error })
+      this.conn.destroy()
+      return
+    }
+    const close = !this.requestComplete
+    const sent = this.handler.sendError(this.conn, error, close)
+    this.finish({ ...sent, error })
+    this.conn.responseFinished(close)
+  }
+
+  onUpstreamDrain(): void {
+    this.conn.resumeReading()
+  }
+
+  onClientDrain(): void {
+    this.uc?.resume()
+  }
+
+  /** The client's request body broke the chunked framing. */
+  clientBodyFailed(err: ParseError): void {
+    const uc = this.uc
+    this.uc = undefined
+    uc?.destroy()
+    if (this.finished) return
+    if (this.responding && this.pendingHead === undefined) {
+      this.finish({ status: this.status, bytes: this.bytes })
+      this.conn.destroy()
+      return
+    }
+    this.pendingHead = undefined
+    this.finish({ status: err.status, bytes: 0 })
+    this.conn.reject(err)
+  }
+
+  /** The client's connection closed before the exchange completed. */
+  clientGone(): void {
+    const uc = this.uc
+    this.uc = undefined
+    // Stops the upstream request: otherwise an abandoned download keeps an
+    // upstream connection busy (the `http-proxy` leak, nodejs/node#41117).
+    uc?.destroy()
+    if (this.finished) return
+    this.finish({ status: this.status || 499, bytes: this.bytes, aborted: true })
+  }
+
+  private finish(result: ExchangeResult): void {
+    if (this.finished) return
+    this.finished = true
+    this.handler.requestDone(this.conn, this.head, this.started, result, this.upstream.config.name)
+  }
+}

@@ -1,0 +1,352 @@
+// One connection to an upstream: writes a request, reads its response
+// (RFC 9112 §6.3 framing), then goes back to its pool if it can carry
+// another request. One request at a time (no pipelining upstream).
+
+import { connect as connectTcp, type Socket } from 'node:net'
+import { connect as connectTls } from 'node:tls'
+import { ERROR_CODES, NanoProxyError } from '../errors.ts'
+import { ChunkedDecoder } from '../http1/chunked-decoder.ts'
+import { headLength } from '../http1/head-end.ts'
+import { ParseError } from '../http1/parse-error.ts'
+import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
+import { WRITE_BUFFER } from './client-connection.ts'
+import type { Expiring } from './deadlines.ts'
+import type { UpstreamPool } from './upstream-pool.ts'
+
+/** How the response body is delimited (RFC 9112 §6.3). */
+export const BodyMode = {
+  /** HEAD, 1xx, 204, 304: no body whatever the headers say. */
+  None: 0,
+  Length: 1,
+  Chunked: 2,
+  /** No length given: the body ends when the upstream closes. */
+  Close: 3,
+} as const
+export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode]
+
+/** What receives a response: the exchange that sent the request. */
+export interface ResponseSink {
+  readonly isHead: boolean
+  readonly upgrade: boolean
+  onResponseHead(resp: ResponseHead, mode: BodyMode): void
+  onResponseData(data: Buffer): void
+  /** Called after the connection went back to its pool (or was closed). */
+  onResponseEnd(): void
+  /** A 101 to an upgrade: the socket now belongs to the sink. */
+  onUpgrade(resp: ResponseHead, socket: Socket, rest: Buffer | undefined): void
+  /** `retryable`: the request can be replayed on a fresh connection. */
+  onUpstreamError(err: Error, retryable: boolean): void
+  /** End of one batch of socket data: write out anything held back. */
+  flush(): void
+  /** The upstream socket drained after a write returned false. */
+  onUpstreamDrain(): void
+}
+
+const IDLE = 0
+const HEAD = 1
+const BODY = 2
+const CLOSED = 3
+
+/** Response heads larger than this are refused (502); Node's own limit is 16 KiB. */
+const MAX_RESPONSE_HEAD = 64 * 1024
+
+export class UpstreamConnection implements Expiring {
+  readonly socket: Socket
+  readonly pool: UpstreamPool
+  deadline = 0
+  /** Set once a response came back on it: a failure before the next response may be a stale keep-alive. */
+  reused = false
+  private sink: ResponseSink | undefined
+  private state: number = IDLE
+  private connected = false
+  private pending: Buffer | undefined
+  private mode: BodyMode = BodyMode.None
+  private remaining = 0
+  private decoder: ChunkedDecoder | undefined
+  private responseStarted = false
+  private requestSent = false
+  private head: ResponseHead | undefined
+  /** The upstream sent bytes beyond the response: the connection cannot be trusted again. */
+  private tainted = false
+
+  constructor(pool: UpstreamPool) {
+    this.pool = pool
+    const { host, port, secureContext, servername } = pool.target
+    const socket: Socket = secureContext
+      ? connectTls({ host, port, secureContext, servername, rejectUnauthorized: pool.verify, ALPNProtocols: ['http/1.1'] }, this.onConnect)
+      : connectTcp({ host, port, noDelay: true }, this.onConnect)
+    this.socket = socket
+    if (secureContext) socket.setNoDelay(true)
+    socket.on('data', this.onData)
+    socket.on('end', this.onEnd)
+    socket.on('error', this.onError)
+    socket.on('close', this.onClose)
+    socket.on('drain', this.onDrain)
+    this.deadline = Date.now() + pool.timeoutMs
+    pool.sweeper.add(this)
+  }
+
+  /** Whether it can take a request (an idle pooled connection can die while idle). */
+  get usable(): boolean {
+    return this.state === IDLE && !this.socket.destroyed
+  }
+
+  /** Sends a request head; body bytes follow through writeBody(). The response goes to `sink`. */
+  send(sink: ResponseSink, head: string, bodyFollows: boolean): void {
+    this.sink = sink
+    this.state = HEAD
+    this.pending = undefined
+    this.responseStarted = false
+    this.requestSent = !bodyFollows
+    this.tainted = false
+    this.decoder = undefined
+    // TIMEOUT bounds connecting and then the wait for response headers.
+    this.deadline = Date.now() + this.pool.timeoutMs
+    this.socket.write(head, 'latin1')
+  }
+
+  /** Forwards request body bytes; false means wait for onUpstreamDrain. */
+  writeBody(data: Buffer): boolean {
+    if (this.state === CLOSED) return true
+    // The wait for the response head counts from the last byte sent (as undici does).
+    if (!this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
+    this.socket.write(data)
+    return this.socket.writableLength < WRITE_BUFFER
+  }
+
+  /** Forwards one piece of a chunked request body, framed as one chunk. */
+  writeChunk(data: Buffer): boolean {
+    if (this.state === CLOSED) return true
+    if (!this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
+    const socket = this.socket
+    socket.cork()
+    socket.write(`${data.length.toString(16)}\r\n`, 'latin1')
+    socket.write(data)
+    socket.write('\r\n', 'latin1')
+    socket.uncork()
+    return socket.writableLength < WRITE_BUFFER
+  }
+
+  /** Ends a chunked request body. */
+  writeLastChunk(): void {
+    if (this.state !== CLOSED) this.socket.write('0\r\n\r\n', 'latin1')
+  }
+
+  /** The request body is complete. */
+  bodyDone(): void {
+    this.requestSent = true
+    if (!this.responseStarted && this.state === HEAD) this.deadline = Date.now() + this.pool.timeoutMs
+  }
+
+  pause(): void {
+    this.socket.pause()
+  }
+
+  resume(): void {
+    this.socket.resume()
+  }
+
+  /** Drops the connection (the client went away, or the response was cut). */
+  destroy(): void {
+    this.sink = undefined
+    this.close()
+  }
+
+  expire(): void {
+    if (this.state === IDLE) {
+      // Idle longer than the keep-alive time: close before the upstream does.
+      this.close()
+      return
+    }
+    if (this.state === BODY) {
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: sent nothing for ${this.pool.idleTimeoutMs / 1000} s in the middle of a response`), false)
+      return
+    }
+    const what = this.connected ? 'did not send response headers' : 'did not accept the connection'
+    this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: ${what} within ${this.pool.timeoutMs / 1000} s`), false)
+  }
+
+  private readonly onConnect = (): void => {
+    this.connected = true
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    const sink = this.sink
+    if (sink === undefined || this.state === IDLE) {
+      // Bytes nobody asked for: the connection's framing is lost.
+      this.close()
+      return
+    }
+    this.responseStarted = true
+    try {
+      if (this.state === HEAD) this.readHead(sink, chunk)
+      else this.readBody(sink, chunk, 0)
+    } catch (err) {
+      if (!(err instanceof ParseError)) throw err
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_PROTOCOL, `invalid response from upstream ${this.pool.name}: ${err.message}`, { cause: err }), false)
+      return
+    }
+    this.sink?.flush()
+  }
+
+  private readHead(sink: ResponseSink, chunk: Buffer): void {
+    let buf = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
+    for (;;) {
+      const length = headLength(buf, 0, MAX_RESPONSE_HEAD)
+      if (length === -1) {
+        this.pending = buf
+        return
+      }
+      this.pending = undefined
+      const resp = parseResponseHead(buf.toString('latin1', 0, length))
+      const rest = length < buf.length ? buf.subarray(length) : undefined
+      if (resp.status < 200) {
+        if (resp.status === 101) {
+          if (!sink.upgrade) throw new ParseError('HPE_INVALID_STATUS', '101 Switching Protocols to a request that asked for no upgrade')
+          this.handOver(sink, resp, rest)
+          return
+        }
+        // Interim responses (100 Continue, 103 Early Hints) are not relayed.
+        if (rest === undefined) return
+        buf = rest
+        continue
+      }
+      this.head = resp
+      this.startBody(sink, resp)
+      if (rest !== undefined) this.readBody(sink, rest, 0)
+      return
+    }
+  }
+
+  private startBody(sink: ResponseSink, resp: ResponseHead): void {
+    this.state = BODY
+    this.deadline = Date.now() + this.pool.idleTimeoutMs
+    let mode: BodyMode
+    if (sink.isHead || resp.status === 204 || resp.status === 304) mode = BodyMode.None
+    else if (resp.chunked) {
+      mode = BodyMode.Chunked
+      // Chunks are decoded and framed anew for the client (extensions and
+      // trailers dropped), as nginx does: a client never sees framing the
+      // proxy did not write itself.
+      this.decoder = new ChunkedDecoder()
+      this.decoder.onData = (data) => sink.onResponseData(data)
+    } else if (resp.contentLength >= 0) {
+      mode = BodyMode.Length
+      this.remaining = resp.contentLength
+    } else mode = BodyMode.Close
+    this.mode = mode
+    sink.onResponseHead(resp, mode)
+    if (mode === BodyMode.None || (mode === BodyMode.Length && this.remaining === 0)) this.complete()
+  }
+
+  private readBody(sink: ResponseSink, buf: Buffer, start: number): void {
+    if (this.state !== BODY) {
+      // Bytes after a complete response: framing lost, do not reuse.
+      this.tainted = true
+      return
+    }
+    this.deadline = Date.now() + this.pool.idleTimeoutMs
+    switch (this.mode) {
+      case BodyMode.Length: {
+        const n = Math.min(this.remaining, buf.length - start)
+        sink.onResponseData(n === buf.length ? buf : buf.subarray(start, start + n))
+        this.remaining -= n
+        if (this.remaining === 0) {
+          if (start + n < buf.length) this.tainted = true
+          this.complete()
+        }
+        return
+      }
+      case BodyMode.Chunked: {
+        const decoder = this.decoder!
+        const end = decoder.feed(buf, start)
+        if (decoder.done) {
+          if (end < buf.length) this.tainted = true
+          this.complete()
+        }
+        return
+      }
+      case BodyMode.Close:
+        sink.onResponseData(start === 0 ? buf : buf.subarray(start))
+        return
+      default:
+        this.tainted = true
+    }
+  }
+
+  /** The response is complete: back to the pool if the connection can carry another. */
+  private complete(): void {
+    const sink = this.sink!
+    const head = this.head!
+    this.sink = undefined
+    this.head = undefined
+    this.decoder = undefined
+    if (head.reusable && !this.tainted && this.requestSent && this.mode !== BodyMode.Close) {
+      this.state = IDLE
+      this.reused = true
+      this.pool.release(this, head.keepAliveTimeout)
+    } else this.close()
+    sink.onResponseEnd()
+  }
+
+  private handOver(sink: ResponseSink, resp: ResponseHead, rest: Buffer | undefined): void {
+    this.sink = undefined
+    this.state = CLOSED
+    this.pool.sweeper.delete(this)
+    this.pool.forget(this)
+    const socket = this.socket
+    socket.off('data', this.onData).off('end', this.onEnd).off('error', this.onError).off('close', this.onClose).off('drain', this.onDrain)
+    sink.onUpgrade(resp, socket, rest)
+  }
+
+  /** A failure: the sink hears it once, the socket is closed. */
+  private fail(err: Error, retryable: boolean): void {
+    const sink = this.sink
+    this.sink = undefined
+    this.close()
+    sink?.onUpstreamError(err, retryable)
+  }
+
+  private close(): void {
+    if (this.state === CLOSED) return
+    this.state = CLOSED
+    this.pool.sweeper.delete(this)
+    this.pool.forget(this)
+    this.socket.destroy()
+  }
+
+  private readonly onEnd = (): void => {
+    if (this.state === BODY && this.mode === BodyMode.Close && this.sink) {
+      this.complete()
+      return
+    }
+    this.ended(new NanoProxyError(ERROR_CODES.UPSTREAM_RESET, this.gone('closed the connection')))
+  }
+
+  private readonly onError = (err: Error): void => {
+    this.ended(err)
+  }
+
+  private readonly onClose = (): void => {
+    this.ended(new NanoProxyError(ERROR_CODES.UPSTREAM_RESET, this.gone('closed the connection')))
+  }
+
+  private gone(what: string): string {
+    const when = this.state === BODY ? 'in the middle of the response' : 'before responding'
+    return `upstream ${this.pool.name} ${what} ${when}`
+  }
+
+  private ended(err: Error): void {
+    if (this.sink === undefined) {
+      this.close()
+      return
+    }
+    // A kept-alive connection the upstream closed just as it was reused:
+    // nothing of the response arrived, so the request can be replayed.
+    this.fail(err, this.reused && !this.responseStarted)
+  }
+
+  private readonly onDrain = (): void => {
+    this.sink?.onUpstreamDrain()
+  }
+}
