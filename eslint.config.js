@@ -5,7 +5,8 @@ import js from '@eslint/js'
 import tseslint from 'typescript-eslint'
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.cache/', 'bench/results/', 'test/k8s/'] },
+  // dist/: `npm run build` output; schema-validator.ts: generated (scripts/generate-schema-validator.ts).
+  { ignores: ['node_modules/', '.cache/', 'dist/', 'bench/results/', 'test/k8s/', 'src/config/schema-validator.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -24,6 +24,8 @@ const NODE = process.execPath
 const PROXY_CPU = '0'
 const LOAD_CPU = '1'
 const MiB = 1024 * 1024
+/** bin/nanoproxy runs the build in dist/ (made at the start of the run), as the image does. */
+const NANOPROXY_ENV = { NANOPROXY_DIST: '1' }
 
 const { values: args } = parseArgs({
   options: {
@@ -174,6 +176,9 @@ chmodSync(work, 0o755)
 
 async function main(): Promise<void> {
   ensureTools()
+  // NanoProxy runs compiled, as in the image: `npm run build`, then
+  // bin/nanoproxy with NANOPROXY_DIST=1 runs dist/ (see bin/nanoproxy).
+  execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' })
   const nginxBin = have('nginx') ? 'nginx' : '/usr/sbin/nginx'
   const haproxyBin = have('haproxy') ? 'haproxy' : '/usr/sbin/haproxy'
 
@@ -269,6 +274,7 @@ backend ws
       name: 'nanoproxy',
       async start(port) {
         const p = pinned(PROXY_CPU, join(ROOT, 'bin/nanoproxy'), ['proxy', '-c', join(work, 'nano.yaml')], {
+          ...NANOPROXY_ENV,
           PORT: String(port),
           ACCESS_LOG: 'off',
           WORKERS: '1',
@@ -368,7 +374,7 @@ async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<
     const port = await freePort()
     const p = spawn('taskset', ['-c', PROXY_CPU, join(ROOT, 'bin/nanoproxy'), 'proxy', '-c', file], {
       stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' },
+      env: { ...process.env, ...NANOPROXY_ENV, PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' },
     })
     const logs: string[] = []
     let buf = ''
@@ -405,6 +411,7 @@ async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<
   for (const workers of [1, 2]) {
     const port = await freePort()
     const p = pinned(PROXY_CPU, join(ROOT, 'bin/nanoproxy'), ['proxy', '-c', join(work, 'nano.yaml')], {
+      ...NANOPROXY_ENV,
       PORT: String(port),
       ACCESS_LOG: 'off',
       WORKERS: String(workers),

@@ -5,15 +5,27 @@
 // previous good one (the same stance as `nginx -t` before a reload).
 
 import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
 import { isIP } from 'node:net'
-import { Ajv, type ErrorObject } from 'ajv'
+import type { ErrorObject } from 'ajv'
 import jsyaml from 'js-yaml'
-import { isMap, isPair, isScalar, LineCounter, parseAllDocuments, type Document, type Node } from 'yaml'
+import type * as Yaml from 'yaml'
+import type { Document, Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
 import { configSchema, PATTERN_HINTS, type MatchMode, type ProxyConfig, type Scheme } from './schema.ts'
+// configSchema compiled ahead of time (scripts/generate-schema-validator.ts):
+// compiling it here at start-up cost ~3 MB of RSS and Ajv in the image.
+import { validateConfigSchema as validateSchema } from './schema-validator.ts'
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true })
-const validateSchema = ajv.compile(configSchema)
+/**
+ * `yaml`, the parser that knows where each node stands, is needed only to
+ * report the problems of an invalid file: it is loaded then, on first use.
+ * Loaded at start-up it holds ~7 MB of RSS in a proxy that never needs it.
+ */
+let yamlModule: typeof Yaml | undefined
+function yaml(): typeof Yaml {
+  return (yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml)
+}
 
 interface RawUpstream {
   name: string
@@ -79,6 +91,7 @@ function parseValid(text: string): ProxyConfig | undefined {
  * none. Exported so tests can check both paths read valid files alike.
  */
 export function parseWithPositions(text: string, file: string): ProxyConfig {
+  const { LineCounter, parseAllDocuments } = yaml()
   const lineCounter = new LineCounter()
   const docs = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false })
   const at = (offset: number): { line: number; column: number } => {
@@ -276,6 +289,7 @@ function schemaProblem(
 }
 
 function keyPos(doc: Document, path: PathKey[], key: string, at: (o: number) => { line: number; column: number }) {
+  const { isMap, isPair, isScalar } = yaml()
   const parent = path.length === 0 ? doc.contents : doc.getIn(path, true)
   if (isMap(parent)) {
     for (const item of parent.items) {

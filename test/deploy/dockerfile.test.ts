@@ -1,6 +1,7 @@
 // The Dockerfile, without a Docker engine: its instructions are read here
-// and its file steps replayed on a clean copy of the repository (git's
-// tracked files, filtered by .dockerignore as the build context would be):
+// and its file steps replayed on a clean copy of the repository (the files
+// git does not ignore, committed or not, as `docker build` would send them,
+// filtered by .dockerignore as the build context would be):
 // COPY, WORKDIR and the npm install run for real, then the result is
 // started as the image's ENTRYPOINT would start it, with the repository's
 // Node.js 24 standing in for the image's `node` on PATH. The steps that
@@ -92,10 +93,10 @@ function dockerignorePatterns(): string[] {
     .filter((l) => l !== '' && !l.startsWith('#'))
 }
 
-/** The build context: tracked files that .dockerignore lets through. */
+/** The build context: files git does not ignore (tracked or new) that .dockerignore lets through. */
 function buildContext(): string[] {
   const patterns = dockerignorePatterns()
-  return execFileSync('git', ['ls-files', '-z'], { cwd: ROOT, encoding: 'utf8' })
+  return execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--exclude-standard'], { cwd: ROOT, encoding: 'utf8' })
     .split('\0')
     .filter((f) => f !== '' && existsSync(join(ROOT, f)) && !ignored(patterns, f))
 }
@@ -137,20 +138,26 @@ describe('the Dockerfile', () => {
     assert.ok(finalSteps('RUN').some((s) => /chown 10001:10001 \/conf/.test(s.args)), 'the config directory belongs to the runtime user')
   })
 
-  it('installs production dependencies only, from the lockfile, without install scripts', () => {
-    const installs = dockerfile.stages.flatMap((s) => s.steps).filter((s) => s.op === 'RUN' && s.args.startsWith('npm '))
-    assert.deepEqual(
-      installs.map((s) => s.args),
-      ['npm ci --omit=dev --ignore-scripts --no-audit --no-fund'],
-    )
+  it('compiles src/ in a build stage; the image gets dist/ and production dependencies only, from the lockfile, without install scripts', () => {
+    const npmSteps = (stage: Stage) => stage.steps.filter((s) => s.op === 'RUN' && s.args.startsWith('npm ')).map((s) => s.args)
+    const copiedFrom = (path: string) => finalSteps('COPY').find((s) => s.args.endsWith(` ./${path}`))?.args.match(/--from=(\S+)/)?.[1]
+    const stage = (name: string | undefined) => dockerfile.stages.find((s) => s.name === name)
+    const build = stage(copiedFrom('dist'))
+    const deps = stage(copiedFrom('node_modules'))
+    assert.ok(build && deps, 'dist/ and node_modules/ are copied from earlier stages')
+    assert.deepEqual(npmSteps(build), ['npm ci --ignore-scripts --no-audit --no-fund', 'npm run build'])
+    assert.deepEqual(npmSteps(deps), ['npm ci --omit=dev --ignore-scripts --no-audit --no-fund'])
+    assert.deepEqual(npmSteps(final), [], 'nothing is installed in the final stage')
+    assert.ok(!finalSteps('COPY').some((s) => /\bsrc\b/.test(s.args)), 'the image holds no TypeScript sources: bin/nanoproxy runs dist/')
   })
 
   it('has a build context of the files it copies only', () => {
     const context = buildContext()
-    const outside = context.filter((f) => !['package.json', 'package-lock.json', '.npmrc'].includes(f) && !/^(bin|src)\//.test(f))
-    assert.deepEqual(outside, [], 'nothing but package*.json, .npmrc, bin/ and src/ is sent to the builder')
-    assert.ok(context.includes('bin/nanoproxy') && context.includes('src/cli/main.ts'))
-    for (const f of ['node_modules/node/bin/node', '.git/HEAD', '.cache/x', 'test/errors.test.ts', 'deploy/rbac.yaml']) {
+    const copied = ['package.json', 'package-lock.json', '.npmrc', 'tsconfig.json', 'tsconfig.build.json']
+    const outside = context.filter((f) => !copied.includes(f) && !/^(bin|src)\//.test(f))
+    assert.deepEqual(outside, [], 'nothing but package*.json, .npmrc, tsconfig*.json, bin/ and src/ is sent to the builder')
+    assert.ok(context.includes('bin/nanoproxy') && context.includes('src/cli/main.ts') && context.includes('tsconfig.build.json'))
+    for (const f of ['node_modules/node/bin/node', 'dist/cli/main.js', '.git/HEAD', '.cache/x', 'test/errors.test.ts', 'deploy/rbac.yaml']) {
       assert.ok(ignored(dockerignorePatterns(), f), `${f} must stay out of the context`)
     }
   })
@@ -240,10 +247,13 @@ describe('the image, replayed from a clean copy of the repository', () => {
     for (const dep of Object.keys((JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { dependencies: object }).dependencies)) {
       assert.ok(existsSync(join(modules, dep, 'package.json')), `${dep} is installed`)
     }
-    for (const dev of ['node', 'typescript', 'eslint', '@aws-cdk/lambda-layer-kubectl-v33', 'aws-cdk-lib']) {
+    // ajv: the config schema's validator is compiled ahead of time (src/config/schema-validator.ts).
+    for (const dev of ['node', 'typescript', 'eslint', 'ajv', '@aws-cdk/lambda-layer-kubectl-v33', 'aws-cdk-lib']) {
       assert.ok(!existsSync(join(modules, dev)), `dev dependency ${dev} must not be in the image`)
     }
     assert.ok(!existsSync(join(app, 'test')) && !existsSync(join(app, 'docs')))
+    assert.ok(existsSync(join(app, 'dist/cli/main.js')), 'the compiled JavaScript is in the image')
+    assert.ok(!existsSync(join(app, 'src')) && !existsSync(join(app, 'tsconfig.json')), 'the TypeScript sources are not')
   })
 
   it('serves /.nanoproxy/health as the proxy, with node itself as the process that gets SIGTERM, and exits 0 on it', async () => {
@@ -258,6 +268,8 @@ describe('the image, replayed from a clean copy of the repository', () => {
       assert.equal(health.status, 200)
       // The launcher execs: the PID the runtime signals is node's (PID 1 in a container).
       assert.equal(readlinkSync(`/proc/${child.pid}/exe`), join(NODE24_BIN, 'node'))
+      // ...running the compiled JavaScript.
+      assert.ok(readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').includes(join(app, 'dist/cli/main.js')))
       assert.ok(existsSync(join(conf, 'config.yaml')), 'the missing config file is created in the config directory')
     } finally {
       const { code, signal } = await proxy.stop('SIGTERM')
