@@ -37,7 +37,10 @@ export class FileWatcher {
   private again = false
 
   constructor(opts: FileWatcherOptions) {
-    this.opts = { debounceMs: 100, pollMs: 2000, ...opts }
+    // 50 ms gathers the events of one save (write, rename, symlink swap)
+    // into one check; a writer still busy after that is caught by the
+    // settle time and the stat taken around each read.
+    this.opts = { debounceMs: 50, pollMs: 2000, ...opts }
   }
 
   /**

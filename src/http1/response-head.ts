@@ -15,6 +15,7 @@ const Kind = {
   Connection: 4,
   KeepAlive: 5,
   Upgrade: 6,
+  Date: 7,
 } as const
 type Kind = (typeof Kind)[keyof typeof Kind]
 
@@ -31,6 +32,7 @@ const KINDS = new Map<string, Kind>([
   ['transfer-encoding', Kind.TransferEncoding],
   ['upgrade', Kind.Upgrade],
   ['content-length', Kind.ContentLength],
+  ['date', Kind.Date],
   ['x-proxy', Kind.Drop],
   ['x-proxy-instance', Kind.Drop],
 ])
@@ -52,6 +54,8 @@ export class ResponseHead {
   upgradeLine = ''
   /** Header lines passed to the client unchanged, each with its CRLF. */
   passthrough = ''
+  /** The upstream sent a Date (else the proxy adds one, RFC 9110 §6.6.1). */
+  hasDate = false
 
   constructor(text: string) {
     this.text = text
@@ -141,6 +145,10 @@ export function parseResponseHead(text: string): ResponseHead {
       }
       case Kind.Upgrade:
         head.upgradeLine = s.slice(pos, field.next)
+        break
+      case Kind.Date:
+        passthrough += s.slice(pos, field.next)
+        head.hasDate = true
         break
       default:
         break

@@ -9,6 +9,7 @@
 
 import type { Socket } from 'node:net'
 import { upstreamError, type NanoProxyError } from '../errors.ts'
+import { httpDate } from '../http1/http-date.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
@@ -95,9 +96,11 @@ export class Exchange implements ResponseSink {
     // (nginx's `return`, an early 413); the client's connection is closed
     // after such a response, as after a refused upgrade or on shutdown.
     let close = !head.persistent || !this.requestComplete || this.upgrade || this.handler.ctx.draining
-    let framing = ''
+    // RFC 9110 §6.6.1: a proxy adds the Date an upstream left out.
+    let framing = resp.hasDate ? '' : `date: ${httpDate()}\r\n`
     if (mode === BodyMode.None || mode === BodyMode.Length) {
-      if (resp.contentLength >= 0) framing = `content-length: ${resp.contentLength}\r\n`
+      // RFC 9110 §8.6: never a Content-Length on a 204 (nginx drops it too).
+      if (resp.contentLength >= 0 && resp.status !== 204) framing += `content-length: ${resp.contentLength}\r\n`
     } else if (head.minor === 1) {
       // Chunked, or close-delimited re-framed as chunks so the client's
       // connection can stay open.
@@ -111,6 +114,16 @@ export class Exchange implements ResponseSink {
     else if (head.minor === 0) framing += 'connection: keep-alive\r\n'
     this.closeAfter = close
     this.pendingHead = clientResponseHead(resp, this.handler.identity, framing)
+  }
+
+  /**
+   * A 1xx before the final response. RFC 9110 §15.2: a proxy forwards the
+   * ones it did not ask for (102, 103 Early Hints) to HTTP/1.1 clients;
+   * 100 Continue is the proxy's own business (it answers Expect itself).
+   */
+  onInterim(resp: ResponseHead): void {
+    if (resp.status === 100 || this.head.minor === 0 || this.finished || this.responding) return
+    this.conn.write(clientResponseHead(resp, '', ''))
   }
 
   onResponseData(data: Buffer): void {

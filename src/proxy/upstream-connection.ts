@@ -28,6 +28,8 @@ export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode]
 export interface ResponseSink {
   readonly isHead: boolean
   readonly upgrade: boolean
+  /** An interim (1xx) response other than 101. */
+  onInterim(resp: ResponseHead): void
   onResponseHead(resp: ResponseHead, mode: BodyMode): void
   onResponseData(data: Buffer): void
   /** Called after the connection went back to its pool (or was closed). */
@@ -100,16 +102,14 @@ export class UpstreamConnection implements Expiring {
     this.requestSent = !bodyFollows
     this.tainted = false
     this.decoder = undefined
-    // TIMEOUT bounds connecting and then the wait for response headers.
-    this.deadline = Date.now() + this.pool.timeoutMs
+    this.armRequestDeadline()
     this.socket.write(head, 'latin1')
   }
 
   /** Forwards request body bytes; false means wait for onUpstreamDrain. */
   writeBody(data: Buffer): boolean {
     if (this.state === CLOSED) return true
-    // The wait for the response head counts from the last byte sent (as undici does).
-    if (!this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
+    if (!this.responseStarted) this.armRequestDeadline()
     this.socket.write(data)
     return this.socket.writableLength < WRITE_BUFFER
   }
@@ -117,7 +117,7 @@ export class UpstreamConnection implements Expiring {
   /** Forwards one piece of a chunked request body, framed as one chunk. */
   writeChunk(data: Buffer): boolean {
     if (this.state === CLOSED) return true
-    if (!this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
+    if (!this.responseStarted) this.armRequestDeadline()
     const socket = this.socket
     socket.cork()
     socket.write(`${data.length.toString(16)}\r\n`, 'latin1')
@@ -135,7 +135,17 @@ export class UpstreamConnection implements Expiring {
   /** The request body is complete. */
   bodyDone(): void {
     this.requestSent = true
-    if (!this.responseStarted && this.state === HEAD) this.deadline = Date.now() + this.pool.timeoutMs
+    if (!this.responseStarted && this.state === HEAD) this.armRequestDeadline()
+  }
+
+  /**
+   * Until the response starts: TIMEOUT to connect, then IDLE_TIMEOUT of
+   * silence while the request body is still being sent (an upstream may
+   * read a large upload slowly), then TIMEOUT for the response head, counted
+   * from the request's last byte.
+   */
+  private armRequestDeadline(): void {
+    this.deadline = Date.now() + (this.connected && !this.requestSent ? this.pool.idleTimeoutMs : this.pool.timeoutMs)
   }
 
   pause(): void {
@@ -168,6 +178,7 @@ export class UpstreamConnection implements Expiring {
 
   private readonly onConnect = (): void => {
     this.connected = true
+    if (this.state === HEAD && !this.responseStarted) this.armRequestDeadline()
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -206,7 +217,7 @@ export class UpstreamConnection implements Expiring {
           this.handOver(sink, resp, rest)
           return
         }
-        // Interim responses (100 Continue, 103 Early Hints) are not relayed.
+        sink.onInterim(resp)
         if (rest === undefined) return
         buf = rest
         continue
