@@ -223,13 +223,18 @@ export class UpstreamConnection implements Expiring {
         continue
       }
       this.head = resp
-      this.startBody(sink, resp)
-      if (rest !== undefined) this.readBody(sink, rest, 0)
+      if (this.startBody(sink, resp)) {
+        // No body: bytes after the head mean the framing is lost. Decided
+        // before complete(), which may hand the connection to the next request.
+        if (rest !== undefined) this.tainted = true
+        this.complete()
+      } else if (rest !== undefined) this.readBody(sink, rest, 0)
       return
     }
   }
 
-  private startBody(sink: ResponseSink, resp: ResponseHead): void {
+  /** Reads the framing, passes the head on; true when the response has no body (it is complete). */
+  private startBody(sink: ResponseSink, resp: ResponseHead): boolean {
     this.state = BODY
     this.deadline = Date.now() + this.pool.idleTimeoutMs
     let mode: BodyMode
@@ -247,15 +252,11 @@ export class UpstreamConnection implements Expiring {
     } else mode = BodyMode.Close
     this.mode = mode
     sink.onResponseHead(resp, mode)
-    if (mode === BodyMode.None || (mode === BodyMode.Length && this.remaining === 0)) this.complete()
+    return mode === BodyMode.None || (mode === BodyMode.Length && this.remaining === 0)
   }
 
   private readBody(sink: ResponseSink, buf: Buffer, start: number): void {
-    if (this.state !== BODY) {
-      // Bytes after a complete response: framing lost, do not reuse.
-      this.tainted = true
-      return
-    }
+    if (this.state !== BODY) return
     this.deadline = Date.now() + this.pool.idleTimeoutMs
     switch (this.mode) {
       case BodyMode.Length: {
