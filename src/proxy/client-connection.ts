@@ -66,6 +66,10 @@ export class ClientConnection implements Expiring {
   private heldByUpstream = false
   /** Reading stopped: too many bytes waiting behind the current request. */
   private heldByPending = false
+  /** Pipelined requests wait: the client is not reading its answers. */
+  private heldByClient = false
+  /** socket.writableLength when the wait for the client to read began (see expire). */
+  private unread = 0
 
   constructor(handler: RequestHandler, socket: Socket, proto: string) {
     this.handler = handler
@@ -149,6 +153,15 @@ export class ClientConnection implements Expiring {
     this.exchange = exchange
   }
 
+  /**
+   * The response waits for the client to read (its socket buffer is full):
+   * from now on the client has IDLE_TIMEOUT to make progress.
+   */
+  awaitDrain(): void {
+    this.unread = this.socket.writableLength
+    this.deadline = Date.now() + this.handler.bodyIdleMs
+  }
+
   /** The upstream took the body bytes it had been refusing. */
   resumeReading(): void {
     if (!this.heldByUpstream) return
@@ -210,6 +223,20 @@ export class ClientConnection implements Expiring {
         // Silent for IDLE_TIMEOUT in the middle of its body: the client is gone.
         this.destroy()
         return
+      case RESPONDING:
+      case CLOSED: {
+        // Still writing to a slow reader: cut only a client that read
+        // nothing for IDLE_TIMEOUT. (A closed connection whose writes are
+        // done is past its linger time.)
+        const left = this.socket.writableLength
+        if (left > 0 && left < this.unread) {
+          this.unread = left
+          this.deadline = Date.now() + this.handler.bodyIdleMs
+          return
+        }
+        this.destroy()
+        return
+      }
       default:
         this.destroy()
     }
@@ -221,12 +248,10 @@ export class ClientConnection implements Expiring {
         this.pending = this.pending === undefined ? chunk : Buffer.concat([this.pending, chunk])
         this.process()
         return
-      case BODY: {
+      case BODY:
         this.deadline = Date.now() + this.handler.bodyIdleMs
-        const used = this.feedBody(chunk, 0)
-        if (used < chunk.length && !this.closed) this.hold(chunk.subarray(used))
+        this.afterBody(chunk, this.feedBody(chunk, 0))
         return
-      }
       case CLOSED:
         // Lingering close: the client's leftovers are read and dropped so the
         // kernel does not answer them with a reset that could destroy the
@@ -257,7 +282,16 @@ export class ClientConnection implements Expiring {
     if (this.processing) return
     this.processing = true
     try {
-      while (this.state === WAIT_HEAD && this.pending !== undefined && this.readHead());
+      while (this.state === WAIT_HEAD && this.pending !== undefined) {
+        // A client that pipelines requests but does not read the answers
+        // would make the proxy buffer them without end: wait for it.
+        if (this.socket.writableLength >= WRITE_BUFFER) {
+          this.heldByClient = true
+          this.socket.pause()
+          break
+        }
+        if (!this.readHead()) break
+      }
     } finally {
       this.processing = false
     }
@@ -322,9 +356,19 @@ export class ClientConnection implements Expiring {
     if (this.state === BODY && this.pending !== undefined) {
       const buf = this.pending
       this.pending = undefined
-      const used = this.feedBody(buf, 0)
-      if (used < buf.length && !this.closed) this.pending = buf.subarray(used)
+      this.afterBody(buf, this.feedBody(buf, 0))
     }
+  }
+
+  /**
+   * After body bytes were passed on: what follows the body in `buf` is the
+   * next request; if the response was already complete (the proxy answered
+   * before the body arrived and skipped it), that request can start now.
+   */
+  private afterBody(buf: Buffer, used: number): void {
+    if (this.closed) return
+    if (used < buf.length) this.hold(buf.subarray(used))
+    if (this.state === RESPONDING && this.responseDone) this.nextRequest()
   }
 
   /** Passes request body bytes on; returns where the body ends in `buf`. */
@@ -356,8 +400,7 @@ export class ClientConnection implements Expiring {
         this.state = RESPONDING
         this.deadline = 0
       }
-      if (exchange !== undefined) exchange.bodyDone()
-      else if (this.responseDone && this.state === RESPONDING) this.nextRequest()
+      exchange?.bodyDone()
     }
     return end
   }
@@ -383,11 +426,24 @@ export class ClientConnection implements Expiring {
     if (this.state === CLOSED) return
     this.state = CLOSED
     this.pending = undefined
-    this.socket.end()
-    this.deadline = Date.now() + LINGER_MS
+    const socket = this.socket
+    socket.end()
+    if (socket.writableFinished) this.deadline = Date.now() + LINGER_MS
+    else {
+      // The last response is still being written: the client has
+      // IDLE_TIMEOUT of no progress to read it; lingering starts after.
+      this.unread = socket.writableLength
+      this.deadline = Date.now() + this.handler.bodyIdleMs
+      socket.once('finish', this.onFinish)
+    }
     this.release()
     this.heldByUpstream = false
     this.socket.resume()
+  }
+
+  private readonly onFinish = (): void => {
+    if (this.readEnded) this.socket.destroy()
+    else this.deadline = Date.now() + LINGER_MS
   }
 
   private readonly onEnd = (): void => {
@@ -398,7 +454,7 @@ export class ClientConnection implements Expiring {
     } else if (this.state === BODY) {
       // The body stopped short: the request can never be completed.
       this.destroy()
-    } else if (this.state === CLOSED) this.socket.destroy()
+    } else if (this.state === CLOSED && this.socket.writableFinished) this.socket.destroy()
     // RESPONDING: the response is still written, then the connection closes.
   }
 
@@ -408,6 +464,7 @@ export class ClientConnection implements Expiring {
 
   private readonly onClose = (): void => {
     this.state = CLOSED
+    this.pending = undefined
     this.handler.untrack(this)
     const exchange = this.exchange
     this.exchange = undefined
@@ -415,6 +472,13 @@ export class ClientConnection implements Expiring {
   }
 
   private readonly onDrain = (): void => {
-    this.exchange?.onClientDrain()
+    if (this.state === RESPONDING) this.deadline = 0
+    else if (this.state === CLOSED && !this.socket.writableFinished) this.deadline = Date.now() + this.handler.bodyIdleMs
+    if (this.exchange !== undefined) this.exchange.onClientDrain()
+    else if (this.heldByClient) {
+      this.heldByClient = false
+      if (!this.heldByPending && !this.heldByUpstream) this.socket.resume()
+      this.process()
+    }
   }
 }

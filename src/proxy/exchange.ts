@@ -146,7 +146,10 @@ export class Exchange implements ResponseSink {
       this.flush()
       ok = conn.write(data)
     }
-    if (!ok) this.uc?.pause()
+    if (!ok && this.uc !== undefined) {
+      this.uc.pause()
+      conn.awaitDrain()
+    }
   }
 
   flush(): void {
@@ -208,8 +211,8 @@ export class Exchange implements ResponseSink {
       this.conn.destroy()
       return
     }
-    const close = !this.requestComplete
-    const sent = this.handler.sendError(this.conn, error, close)
+    const close = !this.requestComplete || !this.head.persistent
+    const sent = this.handler.sendError(this.conn, this.head, error, close)
     this.finish({ ...sent, error })
     this.conn.responseFinished(close)
   }

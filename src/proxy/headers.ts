@@ -64,13 +64,18 @@ export function clientResponseHead(resp: ResponseHead, identity: string, framing
   return `HTTP/1.1 ${resp.status} ${reason}\r\n${headers}${identity}${framing}\r\n`
 }
 
-/** A complete response the proxy writes itself (errors, its own endpoints). */
-export function ownResponse(status: number, headers: readonly string[], body: string, identity: string, close: boolean): Buffer {
+/**
+ * A complete response the proxy writes itself (errors, its own endpoints).
+ * `close`: the connection ends after it; otherwise an HTTP/1.0 client
+ * (`minor` 0, which asked for keep-alive) is told it stays open.
+ */
+export function ownResponse(status: number, headers: readonly string[], body: string, identity: string, close: boolean, minor = 1): Buffer {
   let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
   for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`
   const data = Buffer.from(body, 'utf8')
   out += `content-length: ${data.length}\r\n${identity}`
   if (close) out += 'connection: close\r\n'
+  else if (minor === 0) out += 'connection: keep-alive\r\n'
   return Buffer.concat([Buffer.from(`${out}\r\n`, 'latin1'), data])
 }
 

@@ -107,7 +107,8 @@ export class RequestHandler {
         this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.EXPECTATION_FAILED, `unsupported expectation ${JSON.stringify(head.expect)}`))
         return
       }
-      if (head.hasBody) conn.write(CONTINUE)
+      // Never to an HTTP/1.0 client, which does not know 1xx (RFC 9110 §15.2).
+      if (head.hasBody && head.minor === 1) conn.write(CONTINUE)
     }
 
     const upstream = state.upstreams.get(route.upstream.name)!
@@ -126,35 +127,36 @@ export class RequestHandler {
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
   private ownEndpoint(conn: ClientConnection, head: RequestHead, started: number, path: string): boolean {
-    let data: Buffer
-    if (path === HEALTH_PATH) data = ownResponse(200, PLAIN_TEXT, 'OK', this.identity, !head.persistent)
-    else if (path === CONFIG_PATH && this.ctx.settings.debug) {
+    const close = mustClose(head)
+    if (path === HEALTH_PATH) {
+      conn.write(ownResponse(200, PLAIN_TEXT, 'OK', this.identity, close, head.minor))
+      this.requestDone(conn, head, started, { status: 200, bytes: 2 }, undefined)
+      conn.responseFinished(close, true)
+      return true
+    }
+    if (path === CONFIG_PATH && this.ctx.settings.debug) {
       // Answered asynchronously; the connection waits in its responding state.
       void this.ctx.dumpConfig().then((yaml) => {
-        conn.write(ownResponse(200, YAML_TEXT, yaml, this.identity, !head.persistent || head.hasBody))
         this.requestDone(conn, head, started, { status: 200, bytes: Buffer.byteLength(yaml) }, undefined)
-        conn.responseFinished(!head.persistent || head.hasBody)
+        if (conn.closed) return
+        conn.write(ownResponse(200, YAML_TEXT, yaml, this.identity, close, head.minor))
+        conn.responseFinished(close, true)
       })
       return true
-    } else return false
-    conn.write(data)
-    this.requestDone(conn, head, started, { status: 200, bytes: 2 }, undefined)
-    conn.responseFinished(!head.persistent, true)
-    return true
+    }
+    return false
   }
 
   /** Answers with the error's status and logs the request. */
   private fail(conn: ClientConnection, head: RequestHead, started: number, error: NanoProxyError): void {
-    // A client waiting for 100 Continue may never send the body it
-    // announced (RFC 9110 §10.1.1), so it cannot be skipped: close after.
-    const sent = this.sendError(conn, error, !head.persistent || (head.hasBody && head.expect?.toLowerCase() === '100-continue'))
+    const sent = this.sendError(conn, head, error, mustClose(head))
     this.requestDone(conn, head, started, { status: sent.status, bytes: sent.bytes, error: error.code === ERROR_CODES.NO_ROUTE ? undefined : error }, undefined)
     conn.responseFinished(sent.close, true)
   }
 
   /** Writes the error response for `error`; returns what was sent. */
-  sendError(conn: ClientConnection, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean } {
-    const response = this.ctx.errorResponse(error, close)
+  sendError(conn: ClientConnection, head: RequestHead, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean } {
+    const response = this.ctx.errorResponse(error, close, head.minor)
     conn.write(response.data)
     return response
   }
@@ -203,6 +205,15 @@ export class RequestHandler {
     })
   }
 
+  /** Resolves when every open connection has handed all it had to write to the kernel. */
+  async written(): Promise<void> {
+    const pending = (): boolean => {
+      for (const conn of this.connections) if (!conn.idle && conn.socket.writableLength > 0 && !conn.socket.destroyed) return true
+      return false
+    }
+    while (pending()) await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+
   /** Closes connections waiting for a next request (shutdown: keep-alive clients move on). */
   closeIdleConnections(): void {
     for (const conn of this.connections) if (conn.idle) conn.destroy()
@@ -212,4 +223,14 @@ export class RequestHandler {
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy()
   }
+}
+
+/**
+ * Whether the connection must close after the proxy's own answer: the
+ * client asked for it, or it announced a body with `Expect: 100-continue`
+ * and, not having had the 100, may never send it (RFC 9110 §10.1.1), so
+ * the body cannot be skipped to reach the next request.
+ */
+function mustClose(head: RequestHead): boolean {
+  return !head.persistent || (head.hasBody && head.expect?.toLowerCase() === '100-continue')
 }

@@ -62,7 +62,10 @@ export async function drain(server: Server, ctx: ProxyContext, handler: RequestH
   const deadline = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), graceMs)
   })
-  const clean = await Promise.race([handler.idle().then(() => true as const), deadline])
+  let clean = await Promise.race([handler.idle().then(() => true as const), deadline])
+  // The last responses may still sit in socket buffers (a slow reader):
+  // let them reach their clients before the connections are cut.
+  if (clean) clean = await Promise.race([handler.written().then(() => true as const), deadline])
   clearInterval(sweep)
   clearTimeout(timer)
   handler.closeAllConnections()

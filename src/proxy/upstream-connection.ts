@@ -148,12 +148,19 @@ export class UpstreamConnection implements Expiring {
     this.deadline = Date.now() + (this.connected && !this.requestSent ? this.pool.idleTimeoutMs : this.pool.timeoutMs)
   }
 
+  /**
+   * Stops reading: the client is not keeping up. Its deadline is the
+   * client connection's business meanwhile (a slow reader is not the
+   * upstream's fault).
+   */
   pause(): void {
     this.socket.pause()
+    if (this.state === BODY) this.deadline = 0
   }
 
   resume(): void {
     this.socket.resume()
+    if (this.state === BODY) this.deadline = Date.now() + this.pool.idleTimeoutMs
   }
 
   /** Drops the connection (the client went away, or the response was cut). */
