@@ -2,11 +2,11 @@
 // to a ClientConnection, and a graceful shutdown.
 
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
-import { createServer as createTlsServer, type SecureContextOptions, type TLSSocket } from 'node:tls'
+import type { SecureContextOptions, TLSSocket } from 'node:tls'
 import { ClientConnection } from './client-connection.ts'
 import type { ProxyContext } from './proxy-context.ts'
 import type { RequestHandler } from './request-handler.ts'
-import { TLS_POLICY } from './tls.ts'
+import { loadTls, TLS_POLICY } from './tls.ts'
 
 export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tls?: SecureContextOptions): Server {
   // allowHalfOpen: a client that shuts down its sending side after the
@@ -15,7 +15,7 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
   if (tls === undefined) {
     return createTcpServer(options, (socket: Socket) => new ClientConnection(handler, socket, 'http'))
   }
-  const server = createTlsServer(
+  const server = loadTls().createServer(
     // A TLS handshake has TIMEOUT to complete, like a request head.
     { ...options, ...tls, ...TLS_POLICY, handshakeTimeout: ctx.settings.timeoutMs },
     (socket: TLSSocket) => {

@@ -3,7 +3,6 @@
 // another request. One request at a time (no pipelining upstream).
 
 import { connect as connectTcp, type Socket } from 'node:net'
-import { connect as connectTls } from 'node:tls'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { ChunkedDecoder } from '../http1/chunked-decoder.ts'
 import { headLength } from '../http1/head-end.ts'
@@ -11,6 +10,7 @@ import { ParseError } from '../http1/parse-error.ts'
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
 import { WRITE_BUFFER } from './client-connection.ts'
 import type { Expiring } from './deadlines.ts'
+import { loadTls } from './tls.ts'
 import type { UpstreamPool } from './upstream-pool.ts'
 
 /** How the response body is delimited (RFC 9112 §6.3). */
@@ -75,7 +75,7 @@ export class UpstreamConnection implements Expiring {
     this.pool = pool
     const { host, port, secureContext, servername } = pool.target
     const socket: Socket = secureContext
-      ? connectTls({ host, port, secureContext, servername, rejectUnauthorized: pool.verify, ALPNProtocols: ['http/1.1'] }, this.onConnect)
+      ? loadTls().connect({ host, port, secureContext, servername, rejectUnauthorized: pool.verify, ALPNProtocols: ['http/1.1'] }, this.onConnect)
       : connectTcp({ host, port, noDelay: true }, this.onConnect)
     this.socket = socket
     if (secureContext) socket.setNoDelay(true)

@@ -6,10 +6,11 @@
 // it finish, new ones go to the new config's pools.
 
 import { isIP } from 'node:net'
-import { createSecureContext, getCACertificates, type SecureContext } from 'node:tls'
+import type { SecureContext } from 'node:tls'
 import type { UpstreamConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
+import { loadTls } from './tls.ts'
 import { UpstreamPool } from './upstream-pool.ts'
 
 export interface Upstream {
@@ -36,6 +37,7 @@ let clientContext: SecureContext | undefined
  * hundred certificates, too many to parse for every connection.
  */
 function upstreamTlsContext(): SecureContext {
+  const { createSecureContext, getCACertificates } = loadTls()
   clientContext ??= createSecureContext({ ca: [...new Set([...getCACertificates('default'), ...getCACertificates('system')])] })
   return clientContext
 }
