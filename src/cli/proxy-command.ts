@@ -1,20 +1,17 @@
-// `nanoproxy proxy`: load the config, serve, hot-reload, shut down gracefully.
+// `nanoproxy proxy`: decide what this process is, and load only what that needs.
+//
+// With WORKERS > 1 the first process is a supervisor: it checks the config,
+// forks the workers and watches them, and never serves a request. Each role's
+// module is imported dynamically, so the proxy engine and the file watcher
+// are loaded only in the process that serves (a worker, or the single
+// process when WORKERS=1), and a supervisor does not hold memory for code it
+// never runs (measured in docs/performance.md#memory-at-idle).
 
 import cluster from 'node:cluster'
-import type { Server } from 'node:net'
-import { FileWatcher } from '../config/file-watcher.ts'
 import { configPath, ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
-import { loadConfigFile, parseConfig } from '../config/load.ts'
-import { ConfigError } from '../errors.ts'
-import { createLogger, type Logger } from '../log.ts'
-import { ProxyContext } from '../proxy/proxy-context.ts'
-import { RequestHandler } from '../proxy/request-handler.ts'
-import { DeadlineSweeper } from '../proxy/deadlines.ts'
-import { createProxyServer, drain, listen } from '../proxy/server.ts'
-import { certificateFiles, checkCertificate, loadCertificate, TLS_POLICY } from '../proxy/tls.ts'
-import { UpstreamPools } from '../proxy/upstream-pools.ts'
-import { readProxySettings } from '../settings.ts'
-import { VERSION } from '../version.ts'
+import { loadConfigFile } from '../config/load.ts'
+import { createLogger } from '../log.ts'
+import { readProxySettings, type ProxySettings } from '../settings.ts'
 
 export interface ProxyOptions {
   config?: string | undefined
@@ -25,183 +22,24 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
   const log = createLogger({ debug: settings.debug })
   const file = configPath(options.config, env)
   if (settings.workers > 1 && cluster.isPrimary) {
-    // Check the config once here, so a bad file stops start-up with one
-    // message instead of N workers failing in a loop.
-    if (settings.configB64) writeConfigB64(file, settings.configB64)
-    ensureConfigFile(file)
-    await loadConfigFile(file)
-    if (settings.certPath) loadCertificate(settings.certPath)
+    await checkBeforeForking(file, settings)
+    const { superviseWorkers } = await import('./supervise-workers.ts')
     return superviseWorkers(settings.workers, settings.port, log)
   }
-
-  if (settings.configB64 && cluster.isPrimary) {
-    writeConfigB64(file, settings.configB64)
-    log.info({ config: file }, 'config from CONFIG_B64 written to the config file')
-  }
-  if (ensureConfigFile(file)) {
-    log.warn({ config: file }, 'config file not found: created it empty; every request gets 404 until rules are added')
-  }
-  const { config, text } = await loadConfigFile(file)
-  const tls = settings.certPath ? loadCertificate(settings.certPath) : undefined
-
-  const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
-  const pools = new UpstreamPools(settings, log, sweeper)
-  const ctx = new ProxyContext(settings, log, pools)
-  ctx.apply(config)
-  const handler = new RequestHandler(ctx, sweeper)
-  const server = createProxyServer(ctx, handler, tls)
-
-  const configWatcher = new FileWatcher({
-    files: [file],
-    log,
-    onChange: ([content]) => reloadConfig(ctx, log, file, content),
-  })
-  await configWatcher.start([Buffer.from(text)])
-
-  let certWatcher: FileWatcher | undefined
-  if (settings.certPath && tls) {
-    const certPath = settings.certPath
-    certWatcher = new FileWatcher({
-      files: certificateFiles(certPath),
-      log,
-      onChange: ([cert, key]) => reloadCertificate(server, log, certPath, cert, key),
-    })
-    await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
-  }
-
-  const port = await listen(server, settings.port, cluster.isWorker)
-  log.info(
-    {
-      version: VERSION,
-      port,
-      tls: tls !== undefined,
-      config: file,
-      upstreams: ctx.state.config.upstreams.length,
-      rules: ctx.state.config.rules.length,
-      timeout_s: settings.timeoutMs / 1000,
-      trusted_proxies: settings.trustedProxiesText,
-    },
-    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
-  )
-  if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
-
-  let stopping = false
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) {
-      log.warn({ signal }, 'second signal: exiting now')
-      process.exit(1)
-    }
-    stopping = true
-    log.info({ signal, grace_s: settings.shutdownTimeoutMs / 1000, in_flight: handler.active }, 'shutting down')
-    configWatcher.stop()
-    certWatcher?.stop()
-    void drain(server, ctx, handler, settings.shutdownTimeoutMs).then(async (clean) => {
-      if (clean) await pools.closeAll()
-      else await pools.destroyAll()
-      log.info({ clean }, clean ? 'shutdown complete' : 'grace period over: remaining connections closed')
-      process.exit(0)
-    })
-  }
-  process.on('SIGTERM', stop)
-  // A worker hears Ctrl-C too (same process group); the supervisor turns it
-  // into the SIGTERM every worker gets, so the worker itself ignores it.
-  if (cluster.isWorker) process.on('SIGINT', () => {})
-  else process.on('SIGINT', stop)
-}
-
-function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buffer | undefined): void {
-  if (content === undefined) {
-    log.warn({ config: file }, 'config file is missing: keeping the last good config')
-    return
-  }
-  const text = content.toString('utf8')
-  if (text.trim() === '' && ctx.state.config.rules.length > 0) {
-    // An empty file is what a file being rewritten in place looks like
-    // between truncate and write, and a writer can stall there. Removing
-    // every rule takes an explicit `rules: []`.
-    log.warn({ config: file }, 'config file is empty: keeping the last good config (write "rules: []" to remove every rule)')
-    return
-  }
-  const started = performance.now()
-  try {
-    const config = parseConfig(text, file)
-    ctx.apply(config)
-    log.info(
-      {
-        config: file,
-        upstreams: config.upstreams.length,
-        rules: config.rules.length,
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      },
-      'config reloaded',
-    )
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      log.error({ config: file, code: err.code, problems: err.message.split('\n') }, 'config rejected: keeping the last good config')
-    } else {
-      log.error({ err, config: file }, 'config reload failed: keeping the last good config')
-    }
-  }
-}
-
-function reloadCertificate(server: Server, log: Logger, certPath: string, cert: Buffer | undefined, key: Buffer | undefined): void {
-  if (!cert || !key) {
-    log.warn({ cert_path: certPath }, 'certificate or key missing: keeping the current certificate')
-    return
-  }
-  try {
-    const options = checkCertificate(cert, key, certPath)
-    // tls.Server.setSecureContext swaps the certificate for new connections only.
-    ;(server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, ...TLS_POLICY })
-    log.info({ cert_path: certPath }, 'certificate reloaded')
-  } catch (err) {
-    log.error({ err, cert_path: certPath }, 'new certificate rejected: keeping the current one')
-  }
+  const { serveProxy } = await import('./serve-proxy.ts')
+  return serveProxy(file, settings, log)
 }
 
 /**
- * WORKERS > 1: this process only supervises. Each worker is a full proxy
- * (it loads and watches the config and certificates itself, so a reload
- * reaches all of them) bound to the same port with SO_REUSEPORT. SIGTERM
- * and SIGINT are passed on; each worker drains as a single proxy would, and
- * the supervisor exits 0 once all have. A worker that dies otherwise is
- * replaced.
+ * Checks the config (and the certificate) once, before forking, so that a bad
+ * file stops start-up with one message instead of N workers failing in a
+ * loop. Each worker then loads both again itself.
  */
-async function superviseWorkers(count: number, port: number, log: Logger): Promise<void> {
-  // With PORT=0 every worker must still share one port: pick it here.
-  const shared = port === 0 ? await freePort() : port
-  let stopping = false
-  const fork = (): void => {
-    cluster.fork({ PORT: String(shared), WORKERS: String(count) })
-  }
-  cluster.on('exit', (worker, code, signal) => {
-    if (stopping) {
-      if (Object.keys(cluster.workers ?? {}).length === 0) {
-        log.info('all workers stopped')
-        process.exit(0)
-      }
-      return
-    }
-    log.error({ worker: worker.process.pid, code, signal }, 'worker exited; starting a new one')
-    setTimeout(fork, 1000).unref()
-  })
-  for (let i = 0; i < count; i++) fork()
-  log.info({ workers: count, port: shared }, `supervising ${count} workers on port ${shared}`)
-  const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) process.exit(1)
-    stopping = true
-    log.info({ signal }, 'stopping workers')
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
-  }
-  process.on('SIGTERM', stop)
-  process.on('SIGINT', stop)
-}
-
-async function freePort(): Promise<number> {
-  const { createServer } = await import('node:net')
-  const s = createServer()
-  await new Promise<void>((resolve) => s.listen(0, resolve))
-  const port = (s.address() as { port: number }).port
-  await new Promise((resolve) => s.close(resolve))
-  return port
+async function checkBeforeForking(file: string, settings: ProxySettings): Promise<void> {
+  if (settings.configB64) writeConfigB64(file, settings.configB64)
+  ensureConfigFile(file)
+  await loadConfigFile(file)
+  // Imported only with CERT_PATH: checking the pair needs node:tls, which
+  // loads OpenSSL (several MB) into a supervisor that has no other use for it.
+  if (settings.certPath) (await import('../proxy/tls.ts')).loadCertificate(settings.certPath)
 }
