@@ -59,6 +59,22 @@ export function parseContentLength(s: string, start: number, end: number): numbe
   return n
 }
 
+/**
+ * The header lines of `head` (a parsed head, request or status line first)
+ * whose lower-cased name `keep` accepts, each with its CRLF. For the rare
+ * message whose Connection header names other headers to drop: walking the
+ * head again then costs less than keeping every header apart for all.
+ */
+export function fieldLines(head: string, keep: (name: string) => boolean): string {
+  let out = ''
+  let pos = head.indexOf('\r\n') + 2
+  while (scanField(head, pos)) {
+    if (keep(head.slice(pos, field.nameEnd).toLowerCase())) out += head.slice(pos, field.next)
+    pos = field.next
+  }
+  return out
+}
+
 /** Every comma-separated token of a list value, trimmed and lower-cased (RFC 9110 §5.6.1). */
 export function listTokens(value: string): string[] {
   const out: string[] = []

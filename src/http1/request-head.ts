@@ -3,7 +3,7 @@
 // refused with a 400 before anything reaches an upstream.
 
 import { METHOD, TARGET } from './chars.ts'
-import { field, listTokens, parseContentLength, scanField } from './field-line.ts'
+import { field, fieldLines, listTokens, parseContentLength, scanField } from './field-line.ts'
 import { ParseError } from './parse-error.ts'
 
 /** How a request header is treated on its way upstream. */
@@ -92,21 +92,9 @@ export class RequestHead {
     return this.chunked || this.contentLength > 0
   }
 
-  /**
-   * Header lines to pass on when Connection names other headers (rare):
-   * passthrough minus those. Walks the head again instead of keeping every
-   * header in an array for the common case that never needs it.
-   */
+  /** passthrough minus the header names Connection lists (RFC 9110 §7.6.1). */
   passthroughWithout(names: readonly string[]): string {
-    const s = this.text
-    let out = ''
-    let pos = s.indexOf('\r\n') + 2
-    while (scanField(s, pos)) {
-      const name = s.slice(pos, field.nameEnd).toLowerCase()
-      if ((KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name)) out += s.slice(pos, field.next)
-      pos = field.next
-    }
-    return out
+    return fieldLines(this.text, (name) => (KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name))
   }
 }
 

@@ -4,7 +4,7 @@
 // client's response to another.
 
 import { FIELD_VALUE } from './chars.ts'
-import { field, listTokens, parseContentLength, scanField } from './field-line.ts'
+import { field, fieldLines, listTokens, parseContentLength, scanField } from './field-line.ts'
 import { ParseError } from './parse-error.ts'
 
 const Kind = {
@@ -66,17 +66,9 @@ export class ResponseHead {
     return this.minor === 1 ? !this.close : this.keepAlive && !this.close
   }
 
-  /** passthrough minus the header names Connection lists (rare: walks the head again). */
+  /** passthrough minus the header names Connection lists (RFC 9110 §7.6.1). */
   passthroughWithout(names: readonly string[]): string {
-    const s = this.text
-    let out = ''
-    let pos = s.indexOf('\r\n') + 2
-    while (scanField(s, pos)) {
-      const name = s.slice(pos, field.nameEnd).toLowerCase()
-      if ((KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name)) out += s.slice(pos, field.next)
-      pos = field.next
-    }
-    return out
+    return fieldLines(this.text, (name) => (KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name))
   }
 }
 

@@ -7,6 +7,7 @@
 // responses always go out in request order.
 
 import type { Socket } from 'node:net'
+import { writeChunk } from '../http1/chunk-writer.ts'
 import { ChunkedDecoder } from '../http1/chunked-decoder.ts'
 import { headLength } from '../http1/head-end.ts'
 import { ParseError } from '../http1/parse-error.ts'
@@ -93,13 +94,8 @@ export class ClientConnection implements Expiring {
 
   /** Writes one piece of a body as a chunk (RFC 9112 §7.1). */
   writeChunk(data: Buffer): boolean {
-    const socket = this.socket
-    socket.cork()
-    socket.write(`${data.length.toString(16)}\r\n`, 'latin1')
-    socket.write(data)
-    socket.write('\r\n', 'latin1')
-    socket.uncork()
-    return socket.writableLength < WRITE_BUFFER
+    writeChunk(this.socket, data)
+    return this.socket.writableLength < WRITE_BUFFER
   }
 
   /** Closed, or closing (lingering). */

@@ -9,6 +9,7 @@
 
 import type { Socket } from 'node:net'
 import { upstreamError, type NanoProxyError } from '../errors.ts'
+import { LAST_CHUNK } from '../http1/chunk-writer.ts'
 import { httpDate } from '../http1/http-date.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
@@ -164,7 +165,7 @@ export class Exchange implements ResponseSink {
     if (this.finished) return
     if (this.encodeChunks) {
       this.flush()
-      this.conn.write('0\r\n\r\n')
+      this.conn.write(LAST_CHUNK)
     } else this.flush()
     this.finish({ status: this.status, bytes: this.bytes })
     this.conn.responseFinished(this.closeAfter)

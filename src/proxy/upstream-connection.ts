@@ -4,6 +4,7 @@
 
 import { connect as connectTcp, type Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
+import { LAST_CHUNK, writeChunk } from '../http1/chunk-writer.ts'
 import { ChunkedDecoder } from '../http1/chunked-decoder.ts'
 import { headLength } from '../http1/head-end.ts'
 import { ParseError } from '../http1/parse-error.ts'
@@ -118,18 +119,13 @@ export class UpstreamConnection implements Expiring {
   writeChunk(data: Buffer): boolean {
     if (this.state === CLOSED) return true
     if (!this.responseStarted) this.armRequestDeadline()
-    const socket = this.socket
-    socket.cork()
-    socket.write(`${data.length.toString(16)}\r\n`, 'latin1')
-    socket.write(data)
-    socket.write('\r\n', 'latin1')
-    socket.uncork()
-    return socket.writableLength < WRITE_BUFFER
+    writeChunk(this.socket, data)
+    return this.socket.writableLength < WRITE_BUFFER
   }
 
   /** Ends a chunked request body. */
   writeLastChunk(): void {
-    if (this.state !== CLOSED) this.socket.write('0\r\n\r\n', 'latin1')
+    if (this.state !== CLOSED) this.socket.write(LAST_CHUNK, 'latin1')
   }
 
   /** The request body is complete. */
