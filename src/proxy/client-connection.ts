@@ -225,7 +225,8 @@ export class ClientConnection implements Expiring {
         // nothing for IDLE_TIMEOUT. (A closed connection whose writes are
         // done is past its linger time.)
         const left = this.socket.writableLength
-        if (left > 0 && left < this.unread) {
+        // (Nothing left while responding: 'drain' is on its way.)
+        if (left > 0 ? left < this.unread : this.state === RESPONDING) {
           this.unread = left
           this.deadline = Date.now() + this.handler.bodyIdleMs
           return
