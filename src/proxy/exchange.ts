@@ -105,7 +105,7 @@ export class Exchange implements ResponseSink {
     } else if (head.minor === 1) {
       // Chunked, or close-delimited re-framed as chunks so the client's
       // connection can stay open.
-      framing = 'transfer-encoding: chunked\r\n'
+      framing += 'transfer-encoding: chunked\r\n'
       this.encodeChunks = true
     } else {
       // An HTTP/1.0 client cannot take chunked: the body ends with the connection.
