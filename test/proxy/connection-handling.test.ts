@@ -5,105 +5,28 @@
 // review of the engine; the tests keep them fixed.
 
 import assert from 'node:assert/strict'
-import { once } from 'node:events'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import { connect, createServer, type Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { freePort } from '../helpers/ports.ts'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
+import { connectRaw, destroyOpenSockets, ScriptedUpstream, type ScriptedRequest } from '../helpers/raw-http.ts'
 import { config, startWebSocketEcho, type Upstream } from '../helpers/upstreams.ts'
 
 const KiB = 1024
 const MiB = 1024 * KiB
 
-// ---------------------------------------------------------------------------
-// A raw upstream: parses request heads (and skips Content-Length bodies) and
-// hands each request to the script for its path, which writes raw bytes.
+// The raw upstreams are ScriptedUpstreams (test/helpers/raw-http.ts): each
+// request path answered by its own script, the others by this one.
 
-interface RawRequest {
-  method: string
-  target: string
-  head: string
-  socket: Socket
-  /** 1, 2, ... in order of accepted connections. */
-  connection: number
-}
-
-type Script = (req: RawRequest) => void
-
-class RawUpstream {
-  readonly server: Server
-  readonly requests: RawRequest[] = []
-  private readonly sockets = new Set<Socket>()
-  private readonly scripts = new Map<string, Script>()
-  private accepted = 0
-
-  constructor() {
-    this.server = createServer((socket) => this.accept(socket))
-  }
-
-  async listen(): Promise<void> {
-    await new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve))
-  }
-
-  get port(): number {
-    return (this.server.address() as { port: number }).port
-  }
-
-  on(path: string, script: Script): void {
-    this.scripts.set(path, script)
-  }
-
-  requestsFor(path: string): RawRequest[] {
-    return this.requests.filter((r) => r.target.split('?')[0] === path)
-  }
-
-  close(): Promise<void> {
-    for (const s of this.sockets) s.destroy()
-    return new Promise((resolve) => this.server.close(() => resolve()))
-  }
-
-  private accept(socket: Socket): void {
-    const connection = ++this.accepted
-    this.sockets.add(socket)
-    socket.on('close', () => this.sockets.delete(socket))
-    socket.on('error', () => {})
-    let buf = Buffer.alloc(0)
-    let skip = 0
-    socket.on('data', (chunk: Buffer) => {
-      buf = Buffer.concat([buf, chunk])
-      for (;;) {
-        if (skip > 0) {
-          const n = Math.min(skip, buf.length)
-          skip -= n
-          buf = buf.subarray(n)
-          if (skip > 0) return
-        }
-        const end = buf.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const head = buf.subarray(0, end).toString('latin1')
-        buf = buf.subarray(end + 4)
-        const [method = '', target = ''] = head.split('\r\n')[0]!.split(' ')
-        const cl = /\r\ncontent-length: *(\d+)/i.exec(head)
-        skip = cl ? Number(cl[1]) : 0
-        const req = { method, target, head, socket, connection }
-        this.requests.push(req)
-        const script = this.scripts.get(target.split('?')[0]!) ?? answerWithPath
-        script(req)
-      }
-    })
-  }
-}
-
-function answerWithPath({ method, target, socket }: RawRequest): void {
+/** 200 with `content-length`, the body naming the request. */
+function answerWithPath({ method, target, socket }: ScriptedRequest): void {
   const body = `you asked for ${target}`
   socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${body.length}\r\n\r\n${method === 'HEAD' ? '' : body}`)
 }
 
 // ---------------------------------------------------------------------------
 // A raw client that records what it receives and can wait for it.
-
-const openClients = new Set<Socket>()
 
 class Client {
   readonly socket: Socket
@@ -125,12 +48,7 @@ class Client {
   }
 
   static async open(port: number): Promise<Client> {
-    const socket = connect(port, '127.0.0.1')
-    socket.setNoDelay(true)
-    openClients.add(socket)
-    socket.once('close', () => openClients.delete(socket))
-    await once(socket, 'connect')
-    return new Client(socket)
+    return new Client(await connectRaw(port))
   }
 
   get text(): string {
@@ -193,20 +111,17 @@ async function kernelBufferBytes(): Promise<number> {
   return flushed
 }
 
-after(() => {
-  for (const s of openClients) s.destroy()
-})
+after(() => destroyOpenSockets())
 
 // ---------------------------------------------------------------------------
 
 describe('engine review: one proxy, raw upstream', () => {
-  let raw: RawUpstream
+  let raw: ScriptedUpstream
   let ws: Upstream
   let proxy: ProxyProcess
 
   before(async () => {
-    raw = new RawUpstream()
-    await raw.listen()
+    raw = await ScriptedUpstream.start(answerWithPath)
     ws = await startWebSocketEcho()
     const refused = await freePort()
     proxy = await startProxy({
@@ -308,7 +223,7 @@ describe('engine review: one proxy, raw upstream', () => {
     await client.until(() => client.text.includes('you asked for /after-cl-surplus'), 'the second response')
     const [first] = raw.requestsFor('/cl-surplus')
     const [next] = raw.requestsFor('/after-cl-surplus')
-    assert.notEqual(next!.connection, first!.connection)
+    assert.notEqual(next!.conn.id, first!.conn.id)
     client.destroy()
   })
 
@@ -358,7 +273,7 @@ describe('engine review: one proxy, raw upstream', () => {
 })
 
 describe('engine review: responses that end with the connection', () => {
-  let raw: RawUpstream
+  let raw: ScriptedUpstream
   let proxy: ProxyProcess
   let size = 0
 
@@ -366,8 +281,7 @@ describe('engine review: responses that end with the connection', () => {
     // Just more than the kernel holds for a client that does not read: the
     // rest waits in the proxy's own write buffer when the response ends.
     size = (await kernelBufferBytes()) + 160 * KiB
-    raw = new RawUpstream()
-    await raw.listen()
+    raw = await ScriptedUpstream.start(answerWithPath)
     raw.on('/big', ({ target, socket }) => {
       const delay = Number(new URL(target, 'http://x').searchParams.get('delay') ?? 0)
       const send = (): void => {
@@ -462,12 +376,11 @@ describe('engine review: a client that sends requests and reads nothing', () => 
 })
 
 describe('engine review: a download to a client that reads slowly but steadily', () => {
-  let raw: RawUpstream
+  let raw: ScriptedUpstream
   let proxy: ProxyProcess
 
   before(async () => {
-    raw = new RawUpstream()
-    await raw.listen()
+    raw = await ScriptedUpstream.start(answerWithPath)
     raw.on('/huge', ({ socket }) => {
       socket.write(`HTTP/1.1 200 OK\r\ncontent-length: ${64 * MiB}\r\n\r\n`)
       socket.write(Buffer.alloc(64 * MiB, 'h'))
@@ -482,12 +395,10 @@ describe('engine review: a download to a client that reads slowly but steadily',
   it(
     'keeps the download going while bytes reach the client every 20 ms, however long the proxy holds the upstream back',
     async () => {
-      const socket = connect(proxy.port, '127.0.0.1')
-      openClients.add(socket)
+      const socket = await connectRaw(proxy.port)
       socket.on('error', () => {})
       let closed = false
       socket.on('close', () => (closed = true))
-      await once(socket, 'connect')
       socket.write('GET /huge HTTP/1.1\r\nHost: a\r\n\r\n')
       // Paused mode: 8 KiB every 20 ms (400 KB/s), never silent for long.
       let received = 0

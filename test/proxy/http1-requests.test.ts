@@ -9,10 +9,11 @@
 // from RFC 9112 or nginx practice the tests follow the RFC.
 
 import assert from 'node:assert/strict'
-import { createServer, connect, type AddressInfo, type Server, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setImmediate as nextTurn } from 'node:timers/promises'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
+import { connectRaw, startRawServer } from '../helpers/raw-http.ts'
 import { config } from '../helpers/upstreams.ts'
 
 /** Upper bound for any single wait: a guard against hangs, never a pause. */
@@ -59,14 +60,8 @@ function values(req: UpstreamRequest, name: string): string[] {
  */
 async function startRawUpstream(): Promise<RawUpstream> {
   const requests: UpstreamRequest[] = []
-  const sockets = new Set<Socket>()
   let total = 0
-  let connections = 0
-  const server: Server = createServer((socket) => {
-    const conn = ++connections
-    sockets.add(socket)
-    socket.on('close', () => sockets.delete(socket))
-    socket.on('error', () => {})
+  const server = await startRawServer((socket, conn) => {
     let buf = Buffer.alloc(0)
     let queue = Promise.resolve()
     socket.on('data', (chunk: Buffer) => {
@@ -92,17 +87,7 @@ async function startRawUpstream(): Promise<RawUpstream> {
       }
     })
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  return {
-    port: (server.address() as AddressInfo).port,
-    requests,
-    bytes: () => total,
-    close: () =>
-      new Promise<void>((resolve) => {
-        for (const s of sockets) s.destroy()
-        server.close(() => resolve())
-      }),
-  }
+  return { port: server.port, requests, bytes: () => total, close: () => server.close() }
 }
 
 /** Parses one request from `buf`, or returns undefined if it is not complete yet. */
@@ -200,7 +185,6 @@ class RawClient {
 
   private constructor(socket: Socket) {
     this.socket = socket
-    socket.setNoDelay(true)
     socket.on('data', (chunk: Buffer) => {
       this.buf = Buffer.concat([this.buf, chunk])
       this.parse()
@@ -217,15 +201,8 @@ class RawClient {
     socket.on('error', onEnd)
   }
 
-  static open(port: number): Promise<RawClient> {
-    return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.once('connect', () => {
-        socket.off('error', reject)
-        resolve(new RawClient(socket))
-      })
-      socket.once('error', reject)
-    })
+  static async open(port: number): Promise<RawClient> {
+    return new RawClient(await connectRaw(port))
   }
 
   /** Writes `data` as one write; resolves once it is handed to the kernel. */

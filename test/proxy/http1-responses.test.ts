@@ -11,11 +11,12 @@
 import assert from 'node:assert/strict'
 import { createHash, randomBytes } from 'node:crypto'
 import { request } from 'node:http'
-import { connect, createServer, type Server, type Socket } from 'node:net'
+import type { Socket } from 'node:net'
 import { after, before, describe, it } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { send } from '../helpers/http-client.ts'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
+import { connectRaw, destroyOpenSockets, ScriptedUpstream, type Script, type ScriptedRequest } from '../helpers/raw-http.ts'
 import { config } from '../helpers/upstreams.ts'
 
 const MiB = 1024 * 1024
@@ -23,109 +24,16 @@ const MiB = 1024 * 1024
 const TIMEOUT_S = 1
 
 // ---------------------------------------------------------------------------
-// A scripted upstream: a raw TCP server that parses just enough of each
-// request (request line, headers, Content-Length body) and hands it to the
-// script registered for its path, which writes whatever bytes it likes.
+// The upstreams are ScriptedUpstreams (test/helpers/raw-http.ts): each
+// request path answered by its own script, the others by a fallback.
 
-interface UpstreamConnection {
-  /** 1, 2, 3... in order of acceptance. */
-  readonly id: number
-  readonly socket: Socket
-  /** Request lines received on this connection, in order. */
-  readonly requests: string[]
-}
-
-interface UpstreamRequest {
-  method: string
-  target: string
-  version: string
-  /** The raw request head, request line included, without the final CRLF CRLF. */
-  head: string
-  /** Header values by lower-cased name (the last one wins). */
-  headers: Record<string, string>
-  conn: UpstreamConnection
-  socket: Socket
-}
-
-type Script = (req: UpstreamRequest) => void | Promise<void>
-
-class ScriptedUpstream {
-  readonly server: Server
-  readonly connections: UpstreamConnection[] = []
-  readonly requests: UpstreamRequest[] = []
-  private readonly scripts = new Map<string, Script>()
-  private readonly fallback: Script
-
-  private constructor(fallback: Script) {
-    this.fallback = fallback
-    this.server = createServer((socket) => this.accept(socket))
-  }
-
-  static async start(fallback: Script = answerWithPath): Promise<ScriptedUpstream> {
-    const up = new ScriptedUpstream(fallback)
-    await new Promise<void>((resolve) => up.server.listen(0, '127.0.0.1', resolve))
-    return up
-  }
-
-  get port(): number {
-    return (this.server.address() as { port: number }).port
-  }
-
-  /** Answers requests for exactly `path` (query excluded) with `script`. */
-  on(path: string, script: Script | string): void {
-    this.scripts.set(path, typeof script === 'string' ? ({ socket }) => void socket.write(script, 'latin1') : script)
-  }
-
-  /** Requests received for `path`. */
-  requestsFor(path: string): UpstreamRequest[] {
-    return this.requests.filter((r) => r.target.split('?')[0] === path)
-  }
-
-  close(): Promise<void> {
-    for (const c of this.connections) c.socket.destroy()
-    return new Promise((resolve) => this.server.close(() => resolve()))
-  }
-
-  private accept(socket: Socket): void {
-    const conn: UpstreamConnection = { id: this.connections.length + 1, socket, requests: [] }
-    this.connections.push(conn)
-    socket.setNoDelay(true)
-    socket.on('error', () => {})
-    let buf: Buffer = Buffer.alloc(0)
-    let skip = 0 // request body bytes still to discard
-    socket.on('data', (chunk: Buffer) => {
-      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-      for (;;) {
-        if (skip > 0) {
-          const n = Math.min(skip, buf.length)
-          skip -= n
-          buf = buf.subarray(n)
-          if (skip > 0) return
-        }
-        const end = buf.indexOf('\r\n\r\n')
-        if (end === -1) return
-        const head = buf.subarray(0, end).toString('latin1')
-        buf = buf.subarray(end + 4)
-        const [line = '', ...fields] = head.split('\r\n')
-        const [method = '', target = '', version = ''] = line.split(' ')
-        const headers: Record<string, string> = {}
-        for (const f of fields) {
-          const colon = f.indexOf(':')
-          headers[f.slice(0, colon).trim().toLowerCase()] = f.slice(colon + 1).trim()
-        }
-        skip = Number(headers['content-length'] ?? 0)
-        conn.requests.push(line)
-        const req: UpstreamRequest = { method, target, version, head, headers, conn, socket }
-        this.requests.push(req)
-        const script = this.scripts.get(target.split('?')[0]!) ?? this.fallback
-        void Promise.resolve(script(req)).catch(() => socket.destroy())
-      }
-    })
-  }
+/** A scripted upstream with Nagle's algorithm off, so that each scripted write leaves at once. */
+function startUpstream(fallback: Script = answerWithPath): Promise<ScriptedUpstream> {
+  return ScriptedUpstream.start(fallback, { noDelay: true })
 }
 
 /** The default script: 200 with `Content-Length`, the body naming the request. */
-function answerWithPath({ method, target, socket }: UpstreamRequest): void {
+function answerWithPath({ method, target, socket }: ScriptedRequest): void {
   const body = `you asked for ${target}`
   socket.write(`HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n\r\n${method === 'HEAD' ? '' : body}`)
 }
@@ -194,9 +102,6 @@ function listValues(r: RawResponse, name: string): string[] {
 /** Thrown when the connection closes before a response's status line. */
 class NoResponse extends Error {}
 
-/** Every raw client opened, destroyed at the end so none keeps the test process alive. */
-const openClients = new Set<Socket>()
-
 class RawClient {
   readonly socket: Socket
   /** Bytes received and not parsed yet. */
@@ -230,15 +135,7 @@ class RawClient {
   }
 
   static async open(port: number): Promise<RawClient> {
-    const socket = connect(port, '127.0.0.1')
-    socket.setNoDelay(true)
-    openClients.add(socket)
-    socket.once('close', () => openClients.delete(socket))
-    await new Promise<void>((resolve, reject) => {
-      socket.once('connect', resolve)
-      socket.once('error', reject)
-    })
-    return new RawClient(socket)
+    return new RawClient(await connectRaw(port))
   }
 
   write(data: string | Buffer): void {
@@ -442,11 +339,11 @@ describe('HTTP/1.1 upstream responses', () => {
   let proxy: ProxyProcess
 
   before(async () => {
-    up = await ScriptedUpstream.start()
-    reuse = await ScriptedUpstream.start()
+    up = await startUpstream()
+    reuse = await startUpstream()
     // Announces Connection: close, and closes a little later (not at once,
     // so that only the header, not a FIN, tells the proxy not to reuse it).
-    closer = await ScriptedUpstream.start(({ target, socket }) => {
+    closer = await startUpstream(({ target, socket }) => {
       const body = `closing after ${target}`
       socket.write(`HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
       setTimeout(() => socket.end(), 200).unref()
@@ -455,7 +352,7 @@ describe('HTTP/1.1 upstream responses', () => {
     // response: at once, or 1 to 3 ms later, so that the proxy sometimes
     // reuses the connection before it sees the close.
     let raced = 0
-    racer = await ScriptedUpstream.start(({ target, socket }) => {
+    racer = await startUpstream(({ target, socket }) => {
       const body = `you asked for ${target}`
       socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
       const delay = raced++ % 4
@@ -464,11 +361,11 @@ describe('HTTP/1.1 upstream responses', () => {
     })
     // An HTTP/1.0 server that answers with a length but no keep-alive, and
     // leaves the connection open: only the version tells the proxy not to reuse it.
-    old = await ScriptedUpstream.start(({ target, socket }) => {
+    old = await startUpstream(({ target, socket }) => {
       const body = `old ${target}`
       socket.write(`HTTP/1.0 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`)
     })
-    split = await ScriptedUpstream.start()
+    split = await startUpstream()
     proxy = await startProxy({
       env: { TIMEOUT: String(TIMEOUT_S) },
       config: config(
@@ -484,7 +381,7 @@ describe('HTTP/1.1 upstream responses', () => {
     })
   })
   after(async () => {
-    for (const socket of openClients) socket.destroy()
+    destroyOpenSockets()
     await proxy.stop()
     await Promise.all([up, reuse, closer, racer, old, split].map((u) => u.close()))
   })
@@ -749,12 +646,16 @@ describe('HTTP/1.1 upstream responses', () => {
 
     it('adds a Date header to a response that has none, and keeps the upstream\'s own Date (RFC 9110 §6.6.1)', async () => {
       up.on('/no-date', 'HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok')
+      up.on('/no-date-chunked', 'HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n')
       up.on('/own-date', 'HTTP/1.1 200 OK\r\nDate: Tue, 01 Jan 2030 00:00:00 GMT\r\nContent-Length: 2\r\n\r\nok')
       const client = await RawClient.open(proxy.port)
-      client.get('/no-date')
-      const added = await client.response()
-      const date = Date.parse(only(added, 'date') ?? '')
-      assert.ok(Math.abs(date - Date.now()) < 60_000, `Date: ${only(added, 'date')}`)
+      for (const path of ['/no-date', '/no-date-chunked']) {
+        client.get(path)
+        const added = await client.response()
+        const date = Date.parse(only(added, 'date') ?? '')
+        assert.ok(Math.abs(date - Date.now()) < 60_000, `${path}: Date: ${only(added, 'date')}`)
+        assert.equal(added.body.toString(), 'ok')
+      }
       client.get('/own-date')
       const own = await client.response()
       client.destroy()
