@@ -178,13 +178,18 @@ export class ClientConnection implements Expiring {
     this.pending = undefined
     // Either side closing or failing ends the tunnel: destroy(), not end(),
     // so no half-open socket lingers (http-proxy's WebSocket fd leak, #1510).
+    // The access log counts what the upstream sent after its 101 head.
+    let bytes = rest?.length ?? 0
+    upstream.on('data', (chunk: Buffer) => {
+      bytes += chunk.length
+    })
     let done = false
     const close = (): void => {
       socket.destroy()
       upstream.destroy()
       if (done) return
       done = true
-      closed(upstream.bytesRead)
+      closed(bytes)
     }
     upstream.on('error', close).on('close', close)
     socket.on('close', close)

@@ -40,6 +40,7 @@ export class Exchange implements ResponseSink {
   readonly upstream: Upstream
   readonly isHead: boolean
   readonly upgrade: boolean
+  readonly upgradeProtocols: string | undefined
   /** performance.now() when the request head was read. */
   readonly started: number
   private readonly handler: RequestHandler
@@ -66,6 +67,7 @@ export class Exchange implements ResponseSink {
     this.upgrade = upgrade
     this.started = started
     this.isHead = head.method === 'HEAD'
+    this.upgradeProtocols = head.upgrade
     this.requestComplete = !head.hasBody
   }
 

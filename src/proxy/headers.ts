@@ -65,18 +65,27 @@ export function clientResponseHead(resp: ResponseHead, identity: string, framing
 }
 
 /**
- * A complete response the proxy writes itself (errors, its own endpoints).
- * `close`: the connection ends after it; otherwise an HTTP/1.0 client
- * (`minor` 0, which asked for keep-alive) is told it stays open.
+ * A complete response the proxy writes itself (errors, its own endpoints)
+ * to `request`. `close`: the connection ends after it; otherwise an
+ * HTTP/1.0 client (which asked for keep-alive) is told it stays open. A
+ * HEAD gets the head alone, Content-Length included (RFC 9110 §9.3.2).
  */
-export function ownResponse(status: number, headers: readonly string[], body: string, identity: string, close: boolean, minor = 1): Buffer {
+export function ownResponse(
+  status: number,
+  headers: readonly string[],
+  body: string,
+  identity: string,
+  close: boolean,
+  request: { method: string; minor: number },
+): Buffer {
   let out = `HTTP/1.1 ${status} ${statusText(status)}\r\n`
   for (let i = 0; i < headers.length; i += 2) out += `${headers[i]}: ${headers[i + 1]}\r\n`
   const data = Buffer.from(body, 'utf8')
   out += `content-length: ${data.length}\r\n${identity}`
   if (close) out += 'connection: close\r\n'
-  else if (minor === 0) out += 'connection: keep-alive\r\n'
-  return Buffer.concat([Buffer.from(`${out}\r\n`, 'latin1'), data])
+  else if (request.minor === 0) out += 'connection: keep-alive\r\n'
+  const head = Buffer.from(`${out}\r\n`, 'latin1')
+  return request.method === 'HEAD' ? head : Buffer.concat([head, data])
 }
 
 /** `::ffff:1.2.3.4` (an IPv4 client on a dual-stack socket) → `1.2.3.4`. */

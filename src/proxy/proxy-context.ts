@@ -65,11 +65,16 @@ export class ProxyContext {
    * its end, so the connection cannot carry another request); so does a bad
    * request, after which the connection's state is suspect (as nginx does).
    */
-  errorResponse(error: NanoProxyError, close = false, minor = 1): { status: number; data: Buffer; bytes: number; close: boolean } {
+  errorResponse(
+    error: NanoProxyError,
+    close: boolean,
+    request: { method: string; minor: number },
+  ): { status: number; data: Buffer; bytes: number; close: boolean } {
     const status = httpStatusFor(error.code)
     const body = `${status} ${statusText(status) || 'Error'}: ${publicReason(error)} (${error.code})\n`
     const closing = close || this.draining || error.code === ERROR_CODES.BAD_REQUEST
-    return { status, data: ownResponse(status, PLAIN_TEXT, body, this.identity, closing, minor), bytes: Buffer.byteLength(body), close: closing }
+    const bytes = request.method === 'HEAD' ? 0 : Buffer.byteLength(body)
+    return { status, data: ownResponse(status, PLAIN_TEXT, body, this.identity, closing, request), bytes, close: closing }
   }
 }
 

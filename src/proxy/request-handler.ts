@@ -2,6 +2,7 @@
 // routing, the upstream request head, and the access log. Also keeps the
 // books for graceful shutdown (requests in flight, open connections).
 
+import type { Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
@@ -33,6 +34,8 @@ export class RequestHandler {
   /** Requests and tunnels in progress, for graceful shutdown. */
   active = 0
   private readonly connections = new Set<ClientConnection>()
+  /** TLS connections still in their handshake (no ClientConnection yet). */
+  private readonly handshakes = new Set<Socket>()
   private onIdle: (() => void) | undefined
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
@@ -51,6 +54,16 @@ export class RequestHandler {
   untrack(conn: ClientConnection): void {
     this.connections.delete(conn)
     this.sweeper.delete(conn)
+  }
+
+  /** A TLS connection accepted, its handshake under way. */
+  trackHandshake(socket: Socket): void {
+    this.handshakes.add(socket)
+    const done = (): void => {
+      this.handshakes.delete(socket)
+    }
+    socket.once('close', done)
+    socket.once('secure', done)
   }
 
   /** Answers or forwards one request; `conn` hears back through responseFinished(). */
@@ -77,6 +90,12 @@ export class RequestHandler {
         return
       }
       authority = m[1]!
+      // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid, and
+      // userinfo is deprecated and never a routing key (§4.2.4).
+      if (authority === '' || authority.includes('@')) {
+        this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `invalid authority in request target ${JSON.stringify(target.slice(0, 100))}`))
+        return
+      }
       pathAndQuery = m[2] || '/'
       if (pathAndQuery.charCodeAt(0) === 63 /* '?' */) pathAndQuery = '/' + pathAndQuery
     }
@@ -127,10 +146,10 @@ export class RequestHandler {
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
   private ownEndpoint(conn: ClientConnection, head: RequestHead, started: number, path: string): boolean {
-    const close = mustClose(head)
+    const close = mustClose(head) || this.ctx.draining
     if (path === HEALTH_PATH) {
-      conn.write(ownResponse(200, PLAIN_TEXT, 'OK', this.identity, close, head.minor))
-      this.requestDone(conn, head, started, { status: 200, bytes: 2 }, undefined)
+      conn.write(ownResponse(200, PLAIN_TEXT, 'OK', this.identity, close, head))
+      this.requestDone(conn, head, started, { status: 200, bytes: head.method === 'HEAD' ? 0 : 2 }, undefined)
       conn.responseFinished(close, true)
       return true
     }
@@ -139,7 +158,7 @@ export class RequestHandler {
       void this.ctx.dumpConfig().then((yaml) => {
         this.requestDone(conn, head, started, { status: 200, bytes: Buffer.byteLength(yaml) }, undefined)
         if (conn.closed) return
-        conn.write(ownResponse(200, YAML_TEXT, yaml, this.identity, close, head.minor))
+        conn.write(ownResponse(200, YAML_TEXT, yaml, this.identity, close, head))
         conn.responseFinished(close, true)
       })
       return true
@@ -156,7 +175,7 @@ export class RequestHandler {
 
   /** Writes the error response for `error`; returns what was sent. */
   sendError(conn: ClientConnection, head: RequestHead, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean } {
-    const response = this.ctx.errorResponse(error, close, head.minor)
+    const response = this.ctx.errorResponse(error, close, head)
     conn.write(response.data)
     return response
   }
@@ -222,6 +241,7 @@ export class RequestHandler {
   /** Cuts every connection, tunnels included (end of the shutdown grace period). */
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy()
+    for (const socket of this.handshakes) socket.destroy()
   }
 }
 

@@ -23,8 +23,14 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
       new ClientConnection(handler, socket, 'https')
     },
   )
+  // Until its handshake completes a connection has no ClientConnection:
+  // the handler keeps it apart, so a shutdown can cut it too.
+  server.on('connection', (socket: Socket) => handler.trackHandshake(socket))
   server.on('tlsClientError', (err: Error, socket: Socket) => {
     ctx.log.debug({ err, client: socket.remoteAddress }, 'TLS handshake with client failed')
+    // Node reports a handshake timeout or failure here but leaves the
+    // socket open: without this a client could hold it forever.
+    socket.destroy()
   })
   return server
 }

@@ -6,6 +6,7 @@ import { connect as connectTcp, type Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { LAST_CHUNK, writeChunk } from '../http1/chunk-writer.ts'
 import { ChunkedDecoder } from '../http1/chunked-decoder.ts'
+import { listTokens } from '../http1/field-line.ts'
 import { headLength } from '../http1/head-end.ts'
 import { ParseError } from '../http1/parse-error.ts'
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
@@ -29,6 +30,8 @@ export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode]
 export interface ResponseSink {
   readonly isHead: boolean
   readonly upgrade: boolean
+  /** The client's Upgrade header value, for an upgrade. */
+  readonly upgradeProtocols: string | undefined
   /** An interim (1xx) response other than 101. */
   onInterim(resp: ResponseHead): void
   onResponseHead(resp: ResponseHead, mode: BodyMode): void
@@ -217,6 +220,11 @@ export class UpstreamConnection implements Expiring {
       if (resp.status < 200) {
         if (resp.status === 101) {
           if (!sink.upgrade) throw new ParseError('HPE_INVALID_STATUS', '101 Switching Protocols to a request that asked for no upgrade')
+          // RFC 9110 §7.8: the 101 names the protocol switched to, one the
+          // client asked for (Go's ReverseProxy checks the same).
+          if (!upgradeAgreed(sink.upgradeProtocols, resp.upgradeLine)) {
+            throw new ParseError('HPE_INVALID_STATUS', '101 Switching Protocols to a protocol the client did not ask for')
+          }
           this.handOver(sink, resp, rest)
           return
         }
@@ -364,4 +372,12 @@ export class UpstreamConnection implements Expiring {
   private readonly onDrain = (): void => {
     this.sink?.onUpstreamDrain()
   }
+}
+
+/** Whether the Upgrade line of a 101 names only protocols from the request's Upgrade list. */
+function upgradeAgreed(requested: string | undefined, upgradeLine: string): boolean {
+  if (requested === undefined || upgradeLine === '') return false
+  const offered = listTokens(requested)
+  const chosen = listTokens(upgradeLine.slice(upgradeLine.indexOf(':') + 1))
+  return chosen.length > 0 && chosen.every((p) => offered.includes(p))
 }
