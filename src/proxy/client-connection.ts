@@ -182,6 +182,16 @@ export class ClientConnection implements Expiring {
     let bytes = rest?.length ?? 0
     upstream.on('data', (chunk: Buffer) => {
       bytes += chunk.length
+      if (this.deadline !== 0) this.deadline = Date.now() + this.handler.bodyIdleMs
+    })
+    // A client that half-closes (its FIN is passed on by pipe) leaves the
+    // tunnel to the upstream, which may never close its side: from then on
+    // the tunnel ends after IDLE_TIMEOUT without a byte from the upstream.
+    // (An upstream's FIN closes the tunnel at once: its socket is not
+    // half-open.) An idle tunnel with both sides open has no deadline:
+    // WebSockets can be quiet for hours.
+    socket.once('end', () => {
+      this.deadline = Date.now() + this.handler.bodyIdleMs
     })
     let done = false
     const close = (): void => {
