@@ -37,8 +37,21 @@ export class DeadlineSweeper {
 
   private sweep(): void {
     const now = Date.now()
+    let due: Expiring[] | undefined
     for (const item of this.items) {
-      if (item.deadline !== 0 && item.deadline <= now) {
+      if (item.deadline !== 0 && item.deadline <= now) (due ??= []).push(item)
+    }
+    // Timers run before I/O in each turn of the event loop: after a stall
+    // (GC, a busy machine) the event that keeps a connection in time (its
+    // connect, its response) may be waiting just behind this tick. Expiring
+    // on the next turn, once that I/O has been handled, keeps a stall alone
+    // from turning into a timeout.
+    if (due !== undefined) setImmediate(() => this.expire(due, now))
+  }
+
+  private expire(due: Expiring[], now: number): void {
+    for (const item of due) {
+      if (this.items.has(item) && item.deadline !== 0 && item.deadline <= now) {
         item.deadline = 0
         item.expire(now)
       }
