@@ -7,6 +7,14 @@
 import { FIELD_VALUE, TOKEN } from './chars.ts'
 import { ParseError } from './parse-error.ts'
 
+/**
+ * Hop-by-hop headers (RFC 9110 §7.6.1): they describe one connection, not
+ * the message, and are never passed on; nor is any header that Connection
+ * names. The list is Go's httputil.ReverseProxy's, which the original
+ * NanoProxy used, so both forward the same headers.
+ */
+export const HOP_BY_HOP = ['connection', 'proxy-connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'te', 'trailer', 'transfer-encoding', 'upgrade'] as const
+
 /** Where the last scanned line's parts are in the head string. */
 export const field = { nameEnd: 0, valueStart: 0, valueEnd: 0, next: 0 }
 

@@ -3,7 +3,7 @@
 // refused with a 400 before anything reaches an upstream.
 
 import { METHOD, TARGET } from './chars.ts'
-import { field, fieldLines, listTokens, parseContentLength, scanField } from './field-line.ts'
+import { field, fieldLines, HOP_BY_HOP, listTokens, parseContentLength, scanField } from './field-line.ts'
 import { ParseError } from './parse-error.ts'
 
 /** How a request header is treated on its way upstream. */
@@ -26,16 +26,11 @@ const Kind = {
 } as const
 type Kind = (typeof Kind)[keyof typeof Kind]
 
-// The hop-by-hop list is Go's httputil.ReverseProxy's, which the original
-// NanoProxy used, so both forward the same headers.
+// Hop-by-hop headers are dropped; those that carry the framing or the
+// connection's options are read first.
 const KINDS = new Map<string, Kind>([
+  ...HOP_BY_HOP.map((name) => [name, Kind.Drop] as const),
   ['connection', Kind.Connection],
-  ['proxy-connection', Kind.Drop],
-  ['keep-alive', Kind.Drop],
-  ['proxy-authenticate', Kind.Drop],
-  ['proxy-authorization', Kind.Drop],
-  ['te', Kind.Drop],
-  ['trailer', Kind.Drop],
   ['transfer-encoding', Kind.TransferEncoding],
   ['upgrade', Kind.Upgrade],
   ['host', Kind.Host],

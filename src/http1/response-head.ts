@@ -4,7 +4,7 @@
 // client's response to another.
 
 import { FIELD_VALUE } from './chars.ts'
-import { field, fieldLines, listTokens, parseContentLength, scanField } from './field-line.ts'
+import { field, fieldLines, HOP_BY_HOP, listTokens, parseContentLength, scanField } from './field-line.ts'
 import { ParseError } from './parse-error.ts'
 
 const Kind = {
@@ -19,16 +19,13 @@ const Kind = {
 } as const
 type Kind = (typeof Kind)[keyof typeof Kind]
 
-// Hop-by-hop headers (RFC 9110 §7.6.1; Go's ReverseProxy list), and the
-// proxy's own identification, which an upstream cannot set for it.
+// Hop-by-hop headers are dropped (those that carry the framing or the
+// connection's options read first), and so is the proxy's own
+// identification, which an upstream cannot set for it.
 const KINDS = new Map<string, Kind>([
+  ...HOP_BY_HOP.map((name) => [name, Kind.Drop] as const),
   ['connection', Kind.Connection],
-  ['proxy-connection', Kind.Drop],
   ['keep-alive', Kind.KeepAlive],
-  ['proxy-authenticate', Kind.Drop],
-  ['proxy-authorization', Kind.Drop],
-  ['te', Kind.Drop],
-  ['trailer', Kind.Drop],
   ['transfer-encoding', Kind.TransferEncoding],
   ['upgrade', Kind.Upgrade],
   ['content-length', Kind.ContentLength],
