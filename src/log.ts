@@ -14,3 +14,16 @@ export function createLogger(options: { debug?: boolean; name?: string } = {}): 
     formatters: { level: (label) => ({ level: label }) },
   })
 }
+
+/**
+ * Exits once the last log lines had a moment to go out. pino writes
+ * asynchronously and flushes what is still queued synchronously on exit;
+ * exiting in the same tick as the last line leaves that line queued behind
+ * the write in flight, and if stdout is gone (a log reader that died) the
+ * exit-time flush then retries EPIPE forever: the process never exits.
+ * A short pause lets the write in flight finish (or fail, after which pino
+ * stops writing), so the flush at exit has nothing left to retry.
+ */
+export function exitAfterLogs(code: number): void {
+  setTimeout(() => process.exit(code), 100)
+}

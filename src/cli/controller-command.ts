@@ -9,7 +9,7 @@ import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
-import { createLogger } from '../log.ts'
+import { createLogger, exitAfterLogs } from '../log.ts'
 import { listen } from '../proxy/server.ts'
 import { VERSION } from '../version.ts'
 
@@ -51,7 +51,7 @@ export async function runController(options: { config?: string | undefined }, en
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down')
     health.close()
-    void controller.stop().then(() => process.exit(0))
+    void controller.stop().then(() => exitAfterLogs(0))
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)

@@ -9,7 +9,7 @@ import { FileWatcher } from '../config/file-watcher.ts'
 import { ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
 import { loadConfigFile, parseConfig } from '../config/load.ts'
 import { ConfigError } from '../errors.ts'
-import type { Logger } from '../log.ts'
+import { exitAfterLogs, type Logger } from '../log.ts'
 import { ProxyContext } from '../proxy/proxy-context.ts'
 import { RequestHandler } from '../proxy/request-handler.ts'
 import { DeadlineSweeper } from '../proxy/deadlines.ts'
@@ -91,7 +91,7 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
       if (clean) await pools.closeAll()
       else await pools.destroyAll()
       log.info({ clean }, clean ? 'shutdown complete' : 'grace period over: remaining connections closed')
-      process.exit(0)
+      exitAfterLogs(0)
     })
   }
   process.on('SIGTERM', stop)

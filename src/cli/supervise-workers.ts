@@ -2,7 +2,7 @@
 // replaces those that die, and passes signals on. It serves nothing itself.
 
 import cluster from 'node:cluster'
-import type { Logger } from '../log.ts'
+import { exitAfterLogs, type Logger } from '../log.ts'
 
 /**
  * Each worker is a full proxy (it loads and watches the config and
@@ -22,7 +22,7 @@ export async function superviseWorkers(count: number, port: number, log: Logger)
     if (stopping) {
       if (Object.keys(cluster.workers ?? {}).length === 0) {
         log.info('all workers stopped')
-        process.exit(0)
+        exitAfterLogs(0)
       }
       return
     }

@@ -1,9 +1,13 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { writeFileSync } from 'node:fs'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
 import WebSocket from 'ws'
 import { send, sendRaw } from '../helpers/http-client.ts'
-import { startProxy } from '../helpers/proxy-process.ts'
+import { BIN, startProxy, tempDir } from '../helpers/proxy-process.ts'
 import { config, handled, startUpstream, startWebSocketEcho, type Upstream } from '../helpers/upstreams.ts'
 
 describe('graceful shutdown', () => {
@@ -80,6 +84,25 @@ describe('graceful shutdown', () => {
       await closed
     } finally {
       await ws.close()
+    }
+  })
+
+  it('exits on SIGTERM even when whoever read its log output has gone away', async () => {
+    // A log reader that died (a broken pipe on stdout) must not keep the
+    // proxy from exiting: the last log lines then cannot be written.
+    const dir = tempDir()
+    const file = join(dir, 'config.yaml')
+    writeFileSync(file, config({ up: up.port }, '  - { upstream: up, path: / }\n'))
+    const child = spawn(BIN, ['proxy', '-c', file], { env: { ...process.env, PORT: '0', WORKERS: '1' }, stdio: ['ignore', 'pipe', 'ignore'] })
+    try {
+      await once(child.stdout, 'data') // listening
+      child.stdout.destroy()
+      const exited = once(child, 'exit')
+      child.kill('SIGTERM')
+      const outcome = await Promise.race([exited.then(([code]) => `exit ${String(code)}`), sleep(5000).then(() => 'still running after 5 s')])
+      assert.equal(outcome, 'exit 0')
+    } finally {
+      child.kill('SIGKILL')
     }
   })
 })
