@@ -133,8 +133,19 @@ export class UpstreamConnection implements Expiring {
 
   /** The request body is complete. */
   bodyDone(): void {
-    this.requestSent = true
-    if (!this.responseStarted && this.state === HEAD) this.armRequestDeadline()
+    if (this.socket.writableLength === 0) {
+      this.requestSent = true
+      if (!this.responseStarted && this.state === HEAD) this.armRequestDeadline()
+      return
+    }
+    // The wait for the response head starts once the last byte is out of
+    // this process: a slow upstream may still be reading what is queued.
+    const sink = this.sink
+    this.socket.write('', () => {
+      if (this.sink !== sink) return
+      this.requestSent = true
+      if (!this.responseStarted && this.state === HEAD) this.armRequestDeadline()
+    })
   }
 
   /**

@@ -95,11 +95,16 @@ describe('graceful shutdown', () => {
     writeFileSync(file, config({ up: up.port }, '  - { upstream: up, path: / }\n'))
     const child = spawn(BIN, ['proxy', '-c', file], { env: { ...process.env, PORT: '0', WORKERS: '1' }, stdio: ['ignore', 'pipe', 'ignore'] })
     try {
-      await once(child.stdout, 'data') // listening
+      // Up and serving once it says it is listening (its signal handlers are in place then).
+      let out = ''
+      for await (const chunk of child.stdout) {
+        out += String(chunk)
+        if (out.includes('listening on port')) break
+      }
       child.stdout.destroy()
       const exited = once(child, 'exit')
       child.kill('SIGTERM')
-      const outcome = await Promise.race([exited.then(([code]) => `exit ${String(code)}`), sleep(5000).then(() => 'still running after 5 s')])
+      const outcome = await Promise.race([exited.then(([code, signal]) => `exit ${String(code ?? signal)}`), sleep(5000).then(() => 'still running after 5 s')])
       assert.equal(outcome, 'exit 0')
     } finally {
       child.kill('SIGKILL')
