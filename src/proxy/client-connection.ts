@@ -51,6 +51,8 @@ export class ClientConnection implements Expiring {
   readonly address: string
   /** `http` or `https`: how the client reached the proxy. */
   readonly proto: string
+  /** The client is in TRUSTED_PROXIES: its X-Forwarded-* are extended, not replaced. */
+  readonly trusted: boolean
   deadline: number
   private state: number = WAIT_HEAD
   private pending: Buffer | undefined
@@ -77,6 +79,8 @@ export class ClientConnection implements Expiring {
     this.socket = socket
     this.proto = proto
     this.address = plainAddress(socket.remoteAddress)
+    // Once per connection: the address does not change between its requests.
+    this.trusted = handler.ctx.settings.trustedProxies?.check(this.address, this.address.includes(':') ? 'ipv6' : 'ipv4') ?? false
     socket.on('data', this.onData)
     socket.on('end', this.onEnd)
     socket.on('error', this.onError)

@@ -57,9 +57,4 @@ export class DeadlineSweeper {
       }
     }
   }
-
-  stop(): void {
-    clearInterval(this.timer)
-    this.timer = undefined
-  }
 }

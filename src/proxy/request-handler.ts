@@ -131,12 +131,10 @@ export class RequestHandler {
     }
 
     const upstream = state.upstreams.get(route.upstream.name)!
-    const address = conn.address
-    const trusted = ctx.settings.trustedProxies?.check(address, address.includes(':') ? 'ipv6' : 'ipv4') ?? false
     const requestHead = upstreamRequestHead(
       head,
       upstreamTarget(route, path, query),
-      { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: address, trusted, proto: conn.proto, originalHost: authority },
+      { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
       upgrade,
     )
     const exchange = new Exchange(this, conn, head, upstream, requestHead, upgrade, started)
