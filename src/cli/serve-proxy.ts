@@ -57,22 +57,8 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
     await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
   }
 
-  const port = await listen(server, settings.port, cluster.isWorker)
-  log.info(
-    {
-      version: VERSION,
-      port,
-      tls: tls !== undefined,
-      config: file,
-      upstreams: ctx.state.config.upstreams.length,
-      rules: ctx.state.config.rules.length,
-      timeout_s: settings.timeoutMs / 1000,
-      trusted_proxies: settings.trustedProxiesText,
-    },
-    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
-  )
-  if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
-
+  // Signal handlers first: the 'listening' line is written by another
+  // thread, and whoever reads it may signal before the next statement runs.
   let stopping = false
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) {
@@ -99,6 +85,22 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
   // into the SIGTERM every worker gets, so the worker itself ignores it.
   if (cluster.isWorker) process.on('SIGINT', () => {})
   else process.on('SIGINT', stop)
+
+  const port = await listen(server, settings.port, cluster.isWorker)
+  log.info(
+    {
+      version: VERSION,
+      port,
+      tls: tls !== undefined,
+      config: file,
+      upstreams: ctx.state.config.upstreams.length,
+      rules: ctx.state.config.rules.length,
+      timeout_s: settings.timeoutMs / 1000,
+      trusted_proxies: settings.trustedProxiesText,
+    },
+    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
+  )
+  if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
 }
 
 function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buffer | undefined): void {
