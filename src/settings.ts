@@ -31,6 +31,13 @@ export interface ProxySettings {
   configB64: string | undefined
   /** Whether to write one access-log line per request. */
   accessLog: boolean
+  /**
+   * Whether requests answered by /.nanoproxy/health get access-log lines too.
+   * Off by default: kubelet probes and load-balancer checks would otherwise
+   * write several lines every few seconds (ingress-nginx turns the access
+   * log off for its health endpoints likewise).
+   */
+  accessLogHealth: boolean
   /** Worker processes sharing the listening port (SO_REUSEPORT). */
   workers: number
 }
@@ -71,6 +78,9 @@ export function readProxySettings(env: Env): ProxySettings {
     }
   }
 
+  const accessLogHealth = onOff(env, 'ACCESS_LOG_HEALTH', false)
+  if (typeof accessLogHealth === 'string') problems.push(accessLogHealth)
+
   const certPath = nonEmpty(env.CERT_PATH)
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
@@ -91,6 +101,7 @@ export function readProxySettings(env: Env): ProxySettings {
     trustedProxiesText,
     configB64: nonEmpty(env.CONFIG_B64),
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
+    accessLogHealth: accessLogHealth === true,
     workers,
   }
 }
@@ -100,6 +111,15 @@ export function logLevelProblem(env: Env): string | undefined {
   const level = nonEmpty(env.LOG_LEVEL)
   if (level === undefined || LOG_LEVELS.includes(level)) return undefined
   return `LOG_LEVEL=${JSON.stringify(level)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`
+}
+
+/** A switch: on/true/1 or off/false/0 (any case); unset or empty is `fallback`; anything else is a problem (returned as its message). */
+function onOff(env: Env, name: string, fallback: boolean): boolean | string {
+  const raw = (env[name] ?? '').trim().toLowerCase()
+  if (raw === '') return fallback
+  if (['on', 'true', '1'].includes(raw)) return true
+  if (['off', 'false', '0'].includes(raw)) return false
+  return `${name}=${JSON.stringify(env[name])} is not valid: expected on or off`
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

@@ -147,7 +147,7 @@ export class RequestHandler {
     const close = mustClose(head) || this.ctx.draining
     if (path === HEALTH_PATH) {
       conn.write(ownResponse(200, PLAIN_TEXT, 'OK', this.identity, close, head))
-      this.requestDone(conn, head, started, { status: 200, bytes: head.method === 'HEAD' ? 0 : 2 }, undefined)
+      this.requestDone(conn, head, started, { status: 200, bytes: head.method === 'HEAD' ? 0 : 2 }, undefined, true)
       conn.responseFinished(close, true)
       return true
     }
@@ -183,8 +183,8 @@ export class RequestHandler {
     this.ctx.log.info({ status: err.status, error: err.code, reason: err.message, client: conn.address }, 'rejected malformed request')
   }
 
-  /** The access-log line, and the reason when the request failed. */
-  requestDone(conn: ClientConnection, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined): void {
+  /** The access-log line, and the reason when the request failed. `healthCheck`: answered by the health endpoint. */
+  requestDone(conn: ClientConnection, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined, healthCheck = false): void {
     const { log, settings } = this.ctx
     const error = result.error
     // Upstream trouble is the operator's business (warn, with the cause);
@@ -192,7 +192,8 @@ export class RequestHandler {
     if (error && error.code !== ERROR_CODES.BAD_REQUEST && error.code !== ERROR_CODES.EXPECTATION_FAILED) {
       log.warn({ code: error.code, err: error.cause ?? error, upstream, url: head.target }, error.message)
     }
-    if (settings.accessLog) {
+    // Health checks (kubelet probes every few seconds) only with ACCESS_LOG_HEALTH.
+    if (settings.accessLog && (!healthCheck || settings.accessLogHealth)) {
       log.info(
         {
           method: head.method,
