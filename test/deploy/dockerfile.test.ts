@@ -10,7 +10,7 @@
 
 import assert from 'node:assert/strict'
 import { execFileSync, spawn, spawnSync } from 'node:child_process'
-import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync } from 'node:fs'
+import { chmodSync, chownSync, cpSync, existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, writeFileSync } from 'node:fs'
 import { basename, dirname, join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { send } from '../helpers/http-client.ts'
@@ -101,6 +101,26 @@ function buildContext(): string[] {
     .filter((f) => f !== '' && existsSync(join(ROOT, f)) && !ignored(patterns, f))
 }
 
+/** Where a `RUN --mount=type=secret,id=ID` mount puts the secret (BuildKit's, podman's and buildah's default target). */
+const secretPath = (id: string): string => `/run/secrets/${id}`
+
+/** The npm CA preamble of the npm steps: NODE_EXTRA_CA_CERTS only when the build was given the secret. */
+const NPM_CA_PREAMBLE = `if [ -f ${secretPath('npm_ca')} ]; then export NODE_EXTRA_CA_CERTS=${secretPath('npm_ca')}; fi; `
+
+/** A RUN instruction: its --mount options, and its shell text without them. */
+function runParts(step: Instruction): { mounts: string[]; shell: string } {
+  const mounts: string[] = []
+  let rest = step.args
+  for (let m = /^--mount=(\S+) /.exec(rest); m; m = /^--mount=(\S+) /.exec(rest)) {
+    mounts.push(m[1]!)
+    rest = rest.slice(m[0].length)
+  }
+  return { mounts, shell: rest }
+}
+
+/** The command a RUN step runs, without its mounts and the npm CA preamble. */
+const runCommand = (step: Instruction): string => runParts(step).shell.replace(NPM_CA_PREAMBLE, '')
+
 /** The JSON (exec) form of an instruction's arguments. */
 function execForm(step: Instruction | undefined): string[] {
   assert.ok(step, 'instruction missing')
@@ -139,7 +159,7 @@ describe('the Dockerfile', () => {
   })
 
   it('compiles src/ in a build stage; the image gets dist/ and production dependencies only, from the lockfile, without install scripts', () => {
-    const npmSteps = (stage: Stage) => stage.steps.filter((s) => s.op === 'RUN' && s.args.startsWith('npm ')).map((s) => s.args)
+    const npmSteps = (stage: Stage) => stage.steps.filter((s) => s.op === 'RUN' && runCommand(s).startsWith('npm ')).map(runCommand)
     const copiedFrom = (path: string) => finalSteps('COPY').find((s) => s.args.endsWith(` ./${path}`))?.args.match(/--from=(\S+)/)?.[1]
     const stage = (name: string | undefined) => dockerfile.stages.find((s) => s.name === name)
     const build = stage(copiedFrom('dist'))
@@ -149,6 +169,36 @@ describe('the Dockerfile', () => {
     assert.deepEqual(npmSteps(deps), ['npm ci --omit=dev --ignore-scripts --no-audit --no-fund'])
     assert.deepEqual(npmSteps(final), [], 'nothing is installed in the final stage')
     assert.ok(!finalSteps('COPY').some((s) => /\bsrc\b/.test(s.args)), 'the image holds no TypeScript sources: bin/nanoproxy runs dist/')
+  })
+
+  it("gives every npm install the build secret npm_ca (a TLS-intercepting proxy's CA) and keeps it out of the image", () => {
+    const installs = dockerfile.stages.flatMap((stage) => stage.steps.filter((s) => s.op === 'RUN' && / npm ci /.test(` ${runCommand(s)} `)))
+    assert.equal(installs.length, 2, 'the build and deps stages install')
+    for (const step of installs) {
+      assert.deepEqual(runParts(step).mounts, ['type=secret,id=npm_ca'], `RUN ${step.args}`)
+      assert.ok(runParts(step).shell.startsWith(NPM_CA_PREAMBLE), 'NODE_EXTRA_CA_CERTS is set only when the secret was given')
+    }
+    // A secret mount exists for its RUN step only; nothing else may name it.
+    const others = dockerfile.stages.flatMap((stage) => stage.steps).filter((s) => !installs.includes(s))
+    for (const step of others) assert.doesNotMatch(step.args, /npm_ca|NODE_EXTRA_CA_CERTS|\.pem\b/, `${step.op} ${step.args}`)
+    assert.doesNotMatch(JSON.stringify(dockerfile.args), /npm_ca|NODE_EXTRA_CA_CERTS/)
+  })
+
+  it('sets NODE_EXTRA_CA_CERTS for npm only when the secret is there (no warning about a missing file in a plain build)', () => {
+    const dir = tempDir('nanoproxy-secret-')
+    try {
+      const show = 'node -e "console.log(process.env.NODE_EXTRA_CA_CERTS ?? \'unset\')"'
+      const run = (secret: string) =>
+        execFileSync('sh', ['-c', NPM_CA_PREAMBLE.replaceAll(secretPath('npm_ca'), secret) + show], {
+          encoding: 'utf8',
+          env: { PATH: `${NODE24_BIN}:/usr/bin:/bin` },
+        }).trim()
+      assert.equal(run(join(dir, 'npm_ca')), 'unset')
+      writeFileSync(join(dir, 'npm_ca'), '')
+      assert.equal(run(join(dir, 'npm_ca')), join(dir, 'npm_ca'))
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it('has a build context of the files it copies only', () => {
@@ -192,11 +242,26 @@ describe('the image, replayed from a clean copy of the repository', () => {
           mkdirSync(dirname(target), { recursive: true })
           cpSync(join(sourceRoot, src), target, { recursive: true })
         }
-      } else if (step.op === 'RUN' && step.args.startsWith('npm ')) {
+      } else if (step.op === 'RUN' && runCommand(step).startsWith('npm ')) {
         // The npm_* variables `npm test` exports (npm_config_local_prefix...)
         // are left out: the install must depend on the stage directory only.
-        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k)))
-        const run = spawnSync('sh', ['-c', step.args], { cwd: inRoot('.'), encoding: 'utf8', env: { ...env, npm_config_update_notifier: 'false' } })
+        // So is NODE_EXTRA_CA_CERTS: a CA it names (a TLS-intercepting
+        // proxy's, as on the CI machines) reaches npm the way a build would
+        // pass it, as the secret npm_ca, here a file where the mount would be.
+        const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !/^npm_/i.test(k) && k !== 'NODE_EXTRA_CA_CERTS'))
+        const { mounts, shell } = runParts(step)
+        let script = shell
+        for (const mount of mounts) {
+          const id = /^type=secret,id=([\w-]+)$/.exec(mount)?.[1]
+          assert.ok(id, `only secret mounts are replayed: --mount=${mount}`)
+          const file = join(work, 'secrets', id)
+          if (id === 'npm_ca' && process.env.NODE_EXTRA_CA_CERTS && !existsSync(file)) {
+            mkdirSync(dirname(file), { recursive: true })
+            cpSync(process.env.NODE_EXTRA_CA_CERTS, file)
+          }
+          script = script.replaceAll(secretPath(id), file)
+        }
+        const run = spawnSync('sh', ['-c', script], { cwd: inRoot('.'), encoding: 'utf8', env: { ...env, npm_config_update_notifier: 'false' } })
         assert.equal(run.status, 0, `RUN ${step.args} failed:\n${run.stdout}\n${run.stderr}`)
       }
     }
