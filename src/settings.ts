@@ -33,6 +33,10 @@ export interface ProxySettings {
   accessLog: boolean
   /** Worker processes sharing the listening port (SO_REUSEPORT). */
   workers: number
+  /** RAW_PATHS: match and forward request paths as received, never normalised (docs/routing.md). */
+  rawPaths: boolean
+  /** ALLOW_UNDERSCORES_IN_HEADERS: pass on request headers whose names contain `_` (dropped by default). */
+  allowUnderscoresInHeaders: boolean
 }
 
 type Env = Record<string, string | undefined>
@@ -71,6 +75,19 @@ export function readProxySettings(env: Env): ProxySettings {
     }
   }
 
+  // New switches take an explicit yes or no: unlike DEBUG (any value turns
+  // it on, as in the Go original), `RAW_PATHS=false` must not turn off a
+  // security default.
+  const flag = (name: string): boolean => {
+    const raw = (env[name] ?? '').trim().toLowerCase()
+    if (raw === '' || FALSE_WORDS.includes(raw)) return false
+    if (TRUE_WORDS.includes(raw)) return true
+    problems.push(`${name}=${JSON.stringify(env[name])} is not valid: expected true or false`)
+    return false
+  }
+  const rawPaths = flag('RAW_PATHS')
+  const allowUnderscoresInHeaders = flag('ALLOW_UNDERSCORES_IN_HEADERS')
+
   const certPath = nonEmpty(env.CERT_PATH)
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
@@ -92,8 +109,13 @@ export function readProxySettings(env: Env): ProxySettings {
     configB64: nonEmpty(env.CONFIG_B64),
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
     workers,
+    rawPaths,
+    allowUnderscoresInHeaders,
   }
 }
+
+const TRUE_WORDS = ['true', '1', 'on', 'yes']
+const FALSE_WORDS = ['false', '0', 'off', 'no']
 
 /** LOG_LEVEL is shared by the proxy and the controller. */
 export function logLevelProblem(env: Env): string | undefined {
