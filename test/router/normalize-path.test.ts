@@ -85,6 +85,45 @@ describe('rule paths are normalised like request paths', () => {
   })
 })
 
+describe('a table with raw and normalised rules', () => {
+  const config = {
+    upstreams: [{ name: 'u', host: 'u.example', port: 80, scheme: 'http' as const, noHostRewrite: false }],
+    rules: [
+      { upstream: 'u', host: 'h.example', path: '/b', matchMode: 'prefix' as const, stripPath: false },
+      { upstream: 'u', host: 'h.example', path: '/a', matchMode: 'prefix' as const, stripPath: false, rawPath: true },
+      { upstream: 'u', host: '', path: '/', matchMode: 'prefix' as const, stripPath: false },
+    ],
+  }
+
+  it('lists both kinds of rules of a host together, in file order', () => {
+    const t = new RouteTable(config)
+    const group = t.describe().find((g) => g.host === 'h.example')!
+    assert.deepEqual(
+      group.routes.map((r) => [r.index, r.raw]),
+      [
+        [0, false],
+        [1, true],
+        [2, false],
+      ],
+    )
+  })
+
+  it('gives the earliest rule when a raw and a normalised rule both match', () => {
+    const t = new RouteTable(config)
+    assert.equal(t.match('h.example', '/a/x', '/a/./x')?.index, 1)
+    assert.equal(t.match('h.example', '/b/x', '//b/x')?.index, 0)
+    assert.equal(t.match('h.example', '/a/x', '//a/x')?.index, 2)
+    assert.equal(t.match('h.example', undefined, '/a/../..')?.index, 1)
+    assert.equal(t.match('other.example', undefined, '/x/../..'), undefined)
+  })
+
+  it('makes every rule raw with rawPaths', () => {
+    const t = new RouteTable(config, { rawPaths: true })
+    assert.equal(t.normalizes, false)
+    assert.ok(t.describe().every((g) => g.routes.every((r) => r.raw)))
+  })
+})
+
 describe('Host validation (RFC 9112 §3.2, RFC 3986 §3.2.2)', () => {
   const valid = ['a.example', 'A.Example:8080', 'a.example.', '127.0.0.1', '127.0.0.1:0', 'x:65535', '[::1]', '[::1]:80', '[v1.fe80::a+en1]', 'under_score.example', "s!$&'()*+,;=.example", '']
   const invalid = ['a b', 'a/b', 'a\\b', 'user@a.example', 'a.example:', 'a.example:65536', 'a.example:123456', 'a.example:8o', '[::1', '[::1]x', '[zz::1]', '[fe80::1%25eth0]', '%61.example', 'a.example:80:80', 'caf\u00e9.example', '[]']
