@@ -36,6 +36,9 @@ export class PathError extends Error {
  */
 const MAY_NEED_WORK = /[%\\]|\/(?:\/|\.(?:$|[/;.]))/
 
+/** What the segment walk acts on, once escapes are decoded: `//`, a dot-segment, an encoded slash. */
+const SEGMENT_WORK = /\/(?:\/|\.(?:$|[/;.]))|%2F|%5C/
+
 /** RFC 3986 §2.3 unreserved: ALPHA / DIGIT / "-" / "." / "_" / "~". */
 function isUnreserved(c: number): boolean {
   return (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a) || (c >= 0x61 && c <= 0x7a) || c === 0x2d || c === 0x2e || c === 0x5f || c === 0x7e
@@ -60,59 +63,90 @@ export function normalizePath(path: string): string {
   if (!MAY_NEED_WORK.test(path)) return path
   if (path.includes('\\')) throw new PathError('backslash in the request path')
 
-  // §6.2.2.1 and §6.2.2.2, in one pass.
+  // §6.2.2.1 and §6.2.2.2, in one pass; `path` itself when no escape changes.
   let decoded = path
   if (path.includes('%')) {
-    decoded = ''
+    let out = ''
     let from = 0
     for (let i = path.indexOf('%'); i !== -1; i = path.indexOf('%', i)) {
-      const hi = hexValue(path.charCodeAt(i + 1))
-      const lo = hexValue(path.charCodeAt(i + 2))
+      const h = path.charCodeAt(i + 1)
+      const l = path.charCodeAt(i + 2)
+      const hi = hexValue(h)
+      const lo = hexValue(l)
       if (hi < 0 || lo < 0) throw new PathError('malformed percent-encoding in the request path')
       const byte = hi * 16 + lo
-      decoded += path.slice(from, i) + (isUnreserved(byte) ? String.fromCharCode(byte) : '%' + HEX_DIGITS[hi]! + HEX_DIGITS[lo]!)
+      if (isUnreserved(byte)) out += path.slice(from, i) + String.fromCharCode(byte)
+      else if (h >= 0x61 || l >= 0x61) out += path.slice(from, i) + '%' + HEX_DIGITS[hi]! + HEX_DIGITS[lo]!
+      else {
+        // Already canonical: copied with the next slice.
+        i += 3
+        continue
+      }
       i += 3
       from = i
     }
-    decoded += path.slice(from)
+    if (from > 0) decoded = out + path.slice(from)
   }
+  // Nothing left for the segment walk (only escapes were rewritten).
+  if (!SEGMENT_WORK.test(decoded)) return decoded
 
-  // Merged slashes and §5.2.4 dot-segment removal, segment by segment.
-  const segments = decoded.split('/')
-  const out: string[] = []
-  const last = segments.length - 1
+  // Merged slashes and §5.2.4 dot-segment removal, segment by segment
+  // (indexOf and slices: String.prototype.split costs several times more
+  // on a string it has not seen before).
+  const len = decoded.length
+  let out = ''
+  /** out.length before each kept segment, so that `..` can drop the last one. */
+  const kept: number[] = []
   let trailingSlash = false
-  // segments[0] is the empty string before the leading '/'.
-  for (let i = 1; i <= last; i++) {
-    const seg = segments[i]!
-    if (seg === '' || seg === '.') {
-      if (i === last) trailingSlash = true
-      continue
+  for (let i = 1; i <= len; ) {
+    let j = decoded.indexOf('/', i)
+    if (j === -1) j = len
+    const segLen = j - i
+    if (segLen === 0 || (segLen === 1 && decoded.charCodeAt(i) === 46)) {
+      // Empty (a repeated slash, or the final one) or `.`.
+      if (j === len) trailingSlash = true
+    } else if (segLen === 2 && decoded.charCodeAt(i) === 46 && decoded.charCodeAt(i + 1) === 46) {
+      if (kept.length === 0) throw new PathError('request path climbs above the root')
+      out = out.slice(0, kept.pop())
+      if (j === len) trailingSlash = true
+    } else {
+      const seg = decoded.slice(i, j)
+      if (hidesDotSegment(seg)) throw new PathError('encoded slash or backslash next to a dot-segment in the request path')
+      kept.push(out.length)
+      out += '/' + seg
     }
-    if (seg === '..') {
-      if (out.length === 0) throw new PathError('request path climbs above the root')
-      out.pop()
-      if (i === last) trailingSlash = true
-      continue
-    }
-    if (hidesDotSegment(seg)) throw new PathError('encoded slash or backslash next to a dot-segment in the request path')
-    out.push(seg)
+    i = j + 1
   }
-  if (out.length === 0) return '/'
-  const joined = '/' + out.join('/')
-  return trailingSlash ? joined + '/' : joined
+  if (out === '') return '/'
+  return trailingSlash ? out + '/' : out
 }
 
 /**
- * Whether a segment would become or contain `.`/`..` for an application
- * that splits it at `%2F` / `%5C` or drops `;` parameters.
+ * Whether a segment would become or contain `.` or `..` for an application
+ * that splits it at `%2F` / `%5C` or drops `;` parameters: the pieces
+ * between encoded slashes are checked, each up to its first `;`.
  */
 function hidesDotSegment(seg: string): boolean {
   if (seg.charCodeAt(0) !== 46 /* . */ && !seg.includes('%2F') && !seg.includes('%5C')) return false
-  for (const piece of seg.split(/%2F|%5C/)) {
-    const semi = piece.indexOf(';')
-    const name = semi === -1 ? piece : piece.slice(0, semi)
-    if (name === '.' || name === '..') return true
+  const n = seg.length
+  let start = 0
+  for (let i = 0; i <= n; i++) {
+    const end = i === n || isEncodedSlash(seg, i)
+    if (!end) continue
+    let stop = seg.indexOf(';', start)
+    if (stop === -1 || stop > i) stop = i
+    const len = stop - start
+    if ((len === 1 || len === 2) && seg.charCodeAt(start) === 46 && (len === 1 || seg.charCodeAt(start + 1) === 46)) return true
+    start = i + 3
+    i += 2
   }
   return false
+}
+
+/** `%2F` or `%5C` at `i` (hex already upper-cased). */
+function isEncodedSlash(s: string, i: number): boolean {
+  if (s.charCodeAt(i) !== 37 /* % */) return false
+  const a = s.charCodeAt(i + 1)
+  const b = s.charCodeAt(i + 2)
+  return (a === 50 /* 2 */ && b === 70) /* F */ || (a === 53 /* 5 */ && b === 67) /* C */
 }
