@@ -80,6 +80,9 @@ export class RequestHandler {
       return
     }
 
+    if (head.droppedUnderscoreNames !== undefined && ctx.log.isLevelEnabled('debug')) {
+      ctx.log.debug({ headers: head.droppedUnderscoreNames, client: conn.address }, 'dropped request headers with "_" in their names (ALLOW_UNDERSCORES_IN_HEADERS)')
+    }
     // Host must be a valid uri-host [":" port] (RFC 9112 §3.2: 400 for an
     // invalid Host value), even when an absolute-form target overrides it.
     if (head.host !== undefined && !validAuthority(head.host)) {
@@ -157,9 +160,6 @@ export class RequestHandler {
     const routedPath = route.raw ? rawPath : path!
     if (ctx.settings.debug) {
       ctx.log.debug({ host: authority, path: routedPath, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
-      if (head.droppedUnderscoreNames !== undefined) {
-        ctx.log.debug({ headers: head.droppedUnderscoreNames }, 'dropped request headers with "_" in their names (ALLOW_UNDERSCORES_IN_HEADERS)')
-      }
     }
     let upstreamPath: string
     try {
