@@ -209,7 +209,7 @@ describe('request header names with underscores', () => {
   before(async () => {
     up = await ScriptedUpstream.start(answerOk)
     const cfg = config({ a: up.port }, '  - { upstream: a, path: / }\n')
-    proxy = await startProxy({ env: { DEBUG: '1' }, config: cfg })
+    proxy = await startProxy({ env: { LOG_LEVEL: 'debug' }, config: cfg })
     allowing = await startProxy({ env: { ALLOW_UNDERSCORES_IN_HEADERS: 'true' }, config: cfg })
   })
   after(async () => {
