@@ -22,6 +22,8 @@ export const ERROR_CODES = {
   UPSTREAM_TIMEOUT: 'NP_ERR_UPSTREAM_TIMEOUT',
   /** The upstream sent something that is not valid HTTP/1.1. */
   UPSTREAM_PROTOCOL: 'NP_ERR_UPSTREAM_PROTOCOL',
+  /** The upstream sent more interim (1xx) responses to one request than the proxy relays. */
+  UPSTREAM_TOO_MANY_INTERIM: 'NP_ERR_UPSTREAM_TOO_MANY_INTERIM',
   /** The config file could not be read or failed validation. */
   CONFIG_INVALID: 'NP_ERR_CONFIG_INVALID',
   /** An environment variable or command-line flag has an unusable value. */
@@ -45,6 +47,7 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   NP_ERR_UPSTREAM_RESET: 502,
   NP_ERR_UPSTREAM_TLS: 502,
   NP_ERR_UPSTREAM_PROTOCOL: 502,
+  NP_ERR_UPSTREAM_TOO_MANY_INTERIM: 502,
   NP_ERR_UPSTREAM_TIMEOUT: 504,
 }
 

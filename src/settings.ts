@@ -40,6 +40,10 @@ export interface ProxySettings {
   accessLogHealth: boolean
   /** Worker processes sharing the listening port (SO_REUSEPORT). */
   workers: number
+  /** RAW_PATHS: match and forward request paths as received, never normalised (docs/routing.md). */
+  rawPaths: boolean
+  /** ALLOW_UNDERSCORES_IN_HEADERS: pass on request headers whose names contain `_` (dropped by default). */
+  allowUnderscoresInHeaders: boolean
 }
 
 type Env = Record<string, string | undefined>
@@ -78,8 +82,19 @@ export function readProxySettings(env: Env): ProxySettings {
     }
   }
 
-  const accessLogHealth = onOff(env, 'ACCESS_LOG_HEALTH', false)
-  if (typeof accessLogHealth === 'string') problems.push(accessLogHealth)
+  // New switches take an explicit yes or no: unlike DEBUG (any value turns
+  // it on, as in the Go original), `RAW_PATHS=false` must not turn off a
+  // security default.
+  const flag = (name: string): boolean => {
+    const raw = (env[name] ?? '').trim().toLowerCase()
+    if (raw === '' || FALSE_WORDS.includes(raw)) return false
+    if (TRUE_WORDS.includes(raw)) return true
+    problems.push(`${name}=${JSON.stringify(env[name])} is not valid: expected on or off (true/false, yes/no, 1/0)`)
+    return false
+  }
+  const accessLogHealth = flag('ACCESS_LOG_HEALTH')
+  const rawPaths = flag('RAW_PATHS')
+  const allowUnderscoresInHeaders = flag('ALLOW_UNDERSCORES_IN_HEADERS')
 
   const certPath = nonEmpty(env.CERT_PATH)
   const logProblem = logLevelProblem(env)
@@ -101,25 +116,21 @@ export function readProxySettings(env: Env): ProxySettings {
     trustedProxiesText,
     configB64: nonEmpty(env.CONFIG_B64),
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
-    accessLogHealth: accessLogHealth === true,
+    accessLogHealth,
     workers,
+    rawPaths,
+    allowUnderscoresInHeaders,
   }
 }
+
+const TRUE_WORDS = ['true', '1', 'on', 'yes']
+const FALSE_WORDS = ['false', '0', 'off', 'no']
 
 /** LOG_LEVEL is shared by the proxy and the controller. */
 export function logLevelProblem(env: Env): string | undefined {
   const level = nonEmpty(env.LOG_LEVEL)
   if (level === undefined || LOG_LEVELS.includes(level)) return undefined
   return `LOG_LEVEL=${JSON.stringify(level)} is not valid: expected one of ${LOG_LEVELS.join(', ')}`
-}
-
-/** A switch: on/true/1 or off/false/0 (any case); unset or empty is `fallback`; anything else is a problem (returned as its message). */
-function onOff(env: Env, name: string, fallback: boolean): boolean | string {
-  const raw = (env[name] ?? '').trim().toLowerCase()
-  if (raw === '') return fallback
-  if (['on', 'true', '1'].includes(raw)) return true
-  if (['off', 'false', '0'].includes(raw)) return false
-  return `${name}=${JSON.stringify(env[name])} is not valid: expected on or off`
 }
 
 function nonEmpty(v: string | undefined): string | undefined {

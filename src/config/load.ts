@@ -40,6 +40,7 @@ interface RawRule {
   host?: string
   matchMode?: MatchMode
   stripPath?: boolean
+  rawPath?: boolean
 }
 interface RawConfig {
   upstreams?: RawUpstream[] | null
@@ -186,6 +187,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[]): ProxyConfig {
       host: normaliseRuleHost(r.host ?? ''),
       matchMode: r.matchMode ?? 'prefix',
       stripPath: r.stripPath ?? false,
+      ...(r.rawPath === true ? { rawPath: true } : {}),
     })),
   }
 }

@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name","host"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name","host"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -256,7 +256,7 @@ vErrors.push(err17);
 errors++;
 }
 for(const key2 in data8){
-if(!(((((key2 === "upstream") || (key2 === "path")) || (key2 === "host")) || (key2 === "matchMode")) || (key2 === "stripPath"))){
+if(!((((((key2 === "upstream") || (key2 === "path")) || (key2 === "host")) || (key2 === "matchMode")) || (key2 === "stripPath")) || (key2 === "rawPath"))){
 const err18 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err18];
@@ -367,14 +367,26 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
-else {
-const err27 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data8.rawPath !== undefined){
+if(typeof data8.rawPath !== "boolean"){
+const err27 = {instancePath:instancePath+"/rules/" + i1+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err27];
 }
 else {
 vErrors.push(err27);
+}
+errors++;
+}
+}
+}
+else {
+const err28 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err28];
+}
+else {
+vErrors.push(err28);
 }
 errors++;
 }

@@ -32,6 +32,12 @@ export interface RuleConfig {
   host: string
   matchMode: MatchMode
   stripPath: boolean
+  /**
+   * Match and forward the path exactly as received, without normalising it
+   * (docs/routing.md, "Path normalisation"). Absent means false; the
+   * controller never sets it.
+   */
+  rawPath?: boolean
 }
 
 export interface ProxyConfig {
@@ -76,6 +82,7 @@ export const configSchema = {
           host: { type: 'string', pattern: `^((\\*\\.)?${HOSTNAME}|${IPV6})?$` },
           matchMode: { enum: MATCH_MODES },
           stripPath: { type: 'boolean' },
+          rawPath: { type: 'boolean' },
         },
       },
     },

@@ -31,9 +31,12 @@ export const FIELD_VALUE = table((c) => c === 0x09 || (c >= 0x20 && c !== 0x7f))
 /**
  * Request-target bytes: visible ASCII only (RFC 3986 characters and a few
  * more that clients send unencoded, as llhttp allows). Raw bytes >= 0x80
- * must be percent-encoded; no space, no controls, no DEL.
+ * must be percent-encoded; no space, no controls, no DEL. No `#` either: a
+ * request target has no fragment (RFC 9112 §3.2), and a server that cut
+ * the path at `#` would route another path than the proxy did (HAProxy's
+ * CVE-2023-45539).
  */
-export const TARGET = table((c) => c > 0x20 && c < 0x7f)
+export const TARGET = table((c) => c > 0x20 && c < 0x7f && c !== 0x23)
 
 /** Hex digit values, -1 for anything else (chunk sizes, RFC 9112 §7.1). */
 export const HEX = new Int8Array(256).fill(-1)

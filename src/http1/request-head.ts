@@ -30,6 +30,9 @@ type Kind = (typeof Kind)[keyof typeof Kind]
 // connection's options are read first.
 const KINDS = new Map<string, Kind>([
   ...HOP_BY_HOP.map((name) => [name, Kind.Drop] as const),
+  // The settings of an h2c upgrade (RFC 7540 §3.2.1; RFC 9113 §3.1
+  // deprecates that upgrade): the proxy never lets h2c through.
+  ['http2-settings', Kind.Drop],
   ['connection', Kind.Connection],
   ['transfer-encoding', Kind.TransferEncoding],
   ['upgrade', Kind.Upgrade],
@@ -72,6 +75,10 @@ export class RequestHead {
   passthrough = ''
   /** Forwarded / X-Real-IP lines, passed on only from trusted proxies. */
   trustedOnly = ''
+  /** Header names with `_` left out (see parseRequestHead), lower-case; undefined when none. */
+  droppedUnderscoreNames: string[] | undefined = undefined
+  /** Whether names with `_` are passed on. */
+  allowUnderscores = false
 
   constructor(text: string) {
     this.text = text
@@ -89,16 +96,25 @@ export class RequestHead {
 
   /** passthrough minus the header names Connection lists (RFC 9110 §7.6.1). */
   passthroughWithout(names: readonly string[]): string {
-    return fieldLines(this.text, (name) => (KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name))
+    return fieldLines(
+      this.text,
+      (name) => (KINDS.get(name) ?? Kind.Pass) === Kind.Pass && !names.includes(name) && (this.allowUnderscores || !name.includes('_')),
+    )
   }
 }
 
 /**
  * Parses `text`, a complete head ending in CRLF CRLF. Throws ParseError
  * (status 400, 501 for a transfer coding we do not implement).
+ *
+ * Header names with `_` are left out unless `allowUnderscores`: CGI, WSGI,
+ * Rack and PHP read `X_Forwarded_For` as X-Forwarded-For (both become
+ * HTTP_X_FORWARDED_FOR), so a client could pass off a header the proxy
+ * replaces or strips. nginx drops them too (underscores_in_headers off).
  */
-export function parseRequestHead(text: string): RequestHead {
+export function parseRequestHead(text: string, allowUnderscores = false): RequestHead {
   const head = new RequestHead(text)
+  head.allowUnderscores = allowUnderscores
   const s = text
 
   // request-line = method SP request-target SP HTTP-version CRLF (§3)
@@ -128,7 +144,8 @@ export function parseRequestHead(text: string): RequestHead {
     const name = s.slice(pos, field.nameEnd).toLowerCase()
     const kind = KINDS.get(name) ?? Kind.Pass
     if (kind === Kind.Pass) {
-      passthrough += s.slice(pos, field.next)
+      if (!allowUnderscores && name.includes('_')) (head.droppedUnderscoreNames ??= []).push(name)
+      else passthrough += s.slice(pos, field.next)
       pos = field.next
       continue
     }

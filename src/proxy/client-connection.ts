@@ -344,7 +344,7 @@ export class ClientConnection implements Expiring {
     this.scanned = 0
     let head: RequestHead
     try {
-      head = parseRequestHead(buf.toString('latin1', 0, length))
+      head = parseRequestHead(buf.toString('latin1', 0, length), this.handler.ctx.settings.allowUnderscoresInHeaders)
     } catch (err) {
       if (!(err instanceof ParseError)) throw err
       this.reject(err)

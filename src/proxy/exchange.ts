@@ -123,10 +123,16 @@ export class Exchange implements ResponseSink {
    * A 1xx before the final response. RFC 9110 §15.2: a proxy forwards the
    * ones it did not ask for (102, 103 Early Hints) to HTTP/1.1 clients;
    * 100 Continue is the proxy's own business (it answers Expect itself).
+   * They obey the same backpressure as a body: while the client's buffer
+   * is full the upstream is not read (and the upstream connection stops
+   * after MAX_INTERIM of them).
    */
   onInterim(resp: ResponseHead): void {
     if (resp.status === 100 || this.head.minor === 0 || this.finished || this.responding) return
-    this.conn.write(clientResponseHead(resp, '', ''))
+    if (!this.conn.write(clientResponseHead(resp, '', '')) && this.uc !== undefined) {
+      this.uc.pause()
+      this.conn.awaitDrain()
+    }
   }
 
   onResponseData(data: Buffer): void {

@@ -7,6 +7,7 @@
 // sender's spelling, repeated headers stay repeated and in order.
 
 import { statusText } from '../http1/status-text.ts'
+import { validAuthority } from '../router/request-host.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 
@@ -22,7 +23,7 @@ export interface ForwardedInfo {
   trusted: boolean
   /** `http` or `https`: how the client reached this proxy. */
   proto: string
-  /** The Host the client asked for, as sent (port included): X-Forwarded-Host. */
+  /** The Host the client asked for, as sent (port included), validated: X-Forwarded-Host. */
   originalHost: string
 }
 
@@ -41,7 +42,9 @@ export function upstreamRequestHead(head: RequestHead, target: string, info: For
   if (info.trusted) {
     out += head.trustedOnly
     if (head.forwardedFor !== undefined) forwardedFor = `${head.forwardedFor}, ${forwardedFor}`
-    forwardedHost = head.forwardedHost ?? forwardedHost
+    // Only a valid host, even from a trusted proxy: X-Forwarded-Host ends up
+    // in redirects and absolute links the application builds.
+    if (head.forwardedHost !== undefined && validAuthority(head.forwardedHost)) forwardedHost = head.forwardedHost
     forwardedProto = head.forwardedProto ?? forwardedProto
   }
   if (head.chunked) out += 'transfer-encoding: chunked\r\n'

@@ -48,7 +48,7 @@ export class ProxyContext {
   }
 
   private buildState(config: ProxyConfig): RoutingState {
-    const table = new RouteTable(config)
+    const table = new RouteTable(config, { rawPaths: this.settings.rawPaths })
     return { config, table, upstreams: this.pools.update(config.upstreams) }
   }
 

@@ -6,13 +6,15 @@ import type { Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
-import { routingHost } from '../router/request-host.ts'
+import { normalizePath, PathError } from '../router/normalize-path.ts'
+import { routingHost, validAuthority } from '../router/request-host.ts'
 import { upstreamTarget } from '../router/route.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 import { Exchange, type ExchangeResult } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
+import { tunnelableUpgrade } from './upgrade-policy.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
 const CONFIG_PATH = '/.nanoproxy/config'
@@ -78,13 +80,22 @@ export class RequestHandler {
       return
     }
 
+    if (head.droppedUnderscoreNames !== undefined && ctx.log.isLevelEnabled('debug')) {
+      ctx.log.debug({ headers: head.droppedUnderscoreNames, client: conn.address }, 'dropped request headers with "_" in their names (ALLOW_UNDERSCORES_IN_HEADERS)')
+    }
+    // Host must be a valid uri-host [":" port] (RFC 9112 §3.2: 400 for an
+    // invalid Host value), even when an absolute-form target overrides it.
+    if (head.host !== undefined && !validAuthority(head.host)) {
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `invalid Host ${JSON.stringify(head.host.slice(0, 100))}`))
+      return
+    }
     // Route: the authority comes from Host, or from an absolute-form target
-    // (RFC 9112 §3.2.2), which then replaces Host.
+    // (RFC 9112 §3.2.2: it then replaces Host, whatever Host said).
     const target = head.target
     let authority = head.host ?? ''
     let pathAndQuery = target
     if (target.charCodeAt(0) !== 47 /* '/' */) {
-      const m = /^https?:\/\/([^/?#]*)([^#]*)/i.exec(target)
+      const m = /^https?:\/\/([^/?]*)(.*)$/i.exec(target)
       if (!m) {
         this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `unsupported request target ${JSON.stringify(target.slice(0, 100))}`))
         return
@@ -92,7 +103,7 @@ export class RequestHandler {
       authority = m[1]!
       // RFC 9110 §4.2.1: an http(s) URI with an empty host is invalid, and
       // userinfo is deprecated and never a routing key (§4.2.4).
-      if (authority === '' || authority.includes('@')) {
+      if (authority === '' || authority.charCodeAt(0) === 58 /* ':' */ || !validAuthority(authority)) {
         this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `invalid authority in request target ${JSON.stringify(target.slice(0, 100))}`))
         return
       }
@@ -100,22 +111,63 @@ export class RequestHandler {
       if (pathAndQuery.charCodeAt(0) === 63 /* '?' */) pathAndQuery = '/' + pathAndQuery
     }
     const q = pathAndQuery.indexOf('?')
-    const path = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q)
+    const rawPath = q === -1 ? pathAndQuery : pathAndQuery.slice(0, q)
     const query = q === -1 ? '' : pathAndQuery.slice(q)
-    const upgrade = head.upgrade !== undefined && head.connectionUpgrade
-
-    if (!upgrade && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
 
     // The routing state is read once: table and pools of the same config.
     const state = ctx.state
-    const route = state.table.match(routingHost(authority), path)
+    const table = state.table
+    // The path rules match and the upstream receives (normalize-path.ts);
+    // undefined when it cannot be normalised (then only raw rules may match).
+    let path: string | undefined = rawPath
+    let pathError: PathError | undefined
+    if (table.normalizes) {
+      try {
+        path = normalizePath(rawPath)
+      } catch (err) {
+        if (!(err instanceof PathError)) throw err
+        pathError = err
+        path = undefined
+      }
+    }
+    // Refused: a path that cannot be normalised, unless raw rules may take
+    // it; and a raw `\` whatever the rules (RFC 3986 has no `\`; IIS and
+    // others read it as '/'). Raw rules keep every other byte as it came.
+    const badPath = pathError !== undefined && (!table.hasRaw || rawPath.includes('\\'))
+    if (badPath || (!table.normalizes && rawPath.includes('\\'))) {
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${pathError?.message ?? 'backslash in the request path'}: ${JSON.stringify(target.slice(0, 100))}`))
+      return
+    }
+
+    // Upgrade only to what the proxy can tunnel safely (upgrade-policy.ts):
+    // h2c and unknown protocols are left out, and a request with nothing
+    // left goes upstream as a plain request.
+    if (head.upgrade !== undefined && head.connectionUpgrade) head.upgrade = tunnelableUpgrade(head.upgrade)
+    const upgrade = head.upgrade !== undefined && head.connectionUpgrade
+
+    if (!upgrade && path !== undefined && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
+
+    const route = table.match(routingHost(authority), path, rawPath)
     if (route === undefined) {
+      if (pathError !== undefined) {
+        this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${pathError.message}: ${JSON.stringify(target.slice(0, 100))}`))
+        return
+      }
       if (ctx.settings.debug) ctx.log.debug({ host: authority, path }, 'no matching rule')
       this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`))
       return
     }
+    const routedPath = route.raw ? rawPath : path!
     if (ctx.settings.debug) {
-      ctx.log.debug({ host: authority, path, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
+      ctx.log.debug({ host: authority, path: routedPath, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
+    }
+    let upstreamPath: string
+    try {
+      upstreamPath = upstreamTarget(route, routedPath, query)
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${err.message} once the rule's prefix is stripped: ${JSON.stringify(target.slice(0, 100))}`))
+      return
     }
 
     if (head.expect !== undefined) {
@@ -133,7 +185,7 @@ export class RequestHandler {
     const upstream = state.upstreams.get(route.upstream.name)!
     const requestHead = upstreamRequestHead(
       head,
-      upstreamTarget(route, path, query),
+      upstreamPath,
       { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
       upgrade,
     )

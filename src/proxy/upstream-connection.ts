@@ -55,6 +55,13 @@ const CLOSED = 3
 
 /** Response heads larger than this are refused (502); Node's own limit is 16 KiB. */
 const MAX_RESPONSE_HEAD = 64 * 1024
+/**
+ * Interim (1xx) responses relayed per request; one more fails the exchange
+ * with 502. RFC 9110 §15.2 sets no limit, but a request needs a few at most
+ * (a 102 now and then, one or two 103s), and an upstream that streams them
+ * without end would otherwise keep the exchange going forever.
+ */
+export const MAX_INTERIM = 10
 
 export class UpstreamConnection implements Expiring {
   readonly socket: Socket
@@ -74,6 +81,8 @@ export class UpstreamConnection implements Expiring {
   private head: ResponseHead | undefined
   /** The upstream sent bytes beyond the response: the connection cannot be trusted again. */
   private tainted = false
+  /** Interim responses received for the current request. */
+  private interims = 0
 
   constructor(pool: UpstreamPool) {
     this.pool = pool
@@ -105,6 +114,7 @@ export class UpstreamConnection implements Expiring {
     this.responseStarted = false
     this.requestSent = !bodyFollows
     this.tainted = false
+    this.interims = 0
     this.decoder = undefined
     this.armRequestDeadline()
     this.socket.write(head, 'latin1')
@@ -165,12 +175,13 @@ export class UpstreamConnection implements Expiring {
    */
   pause(): void {
     this.socket.pause()
-    if (this.state === BODY) this.deadline = 0
+    if (this.state === BODY || (this.state === HEAD && this.responseStarted)) this.deadline = 0
   }
 
   resume(): void {
     this.socket.resume()
     if (this.state === BODY) this.deadline = Date.now() + this.pool.idleTimeoutMs
+    else if (this.state === HEAD && this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
   }
 
   /** Drops the connection (the client went away, or the response was cut). */
@@ -210,6 +221,10 @@ export class UpstreamConnection implements Expiring {
       if (this.state === HEAD) this.readHead(sink, chunk)
       else this.readBody(sink, chunk, 0)
     } catch (err) {
+      if (err instanceof NanoProxyError) {
+        this.fail(err, false)
+        return
+      }
       if (!(err instanceof ParseError)) throw err
       this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_PROTOCOL, `invalid response from upstream ${this.pool.name}: ${err.message}`, { cause: err }), false)
       return
@@ -239,7 +254,12 @@ export class UpstreamConnection implements Expiring {
           this.handOver(sink, resp, rest)
           return
         }
+        if (++this.interims > MAX_INTERIM) {
+          throw new NanoProxyError(ERROR_CODES.UPSTREAM_TOO_MANY_INTERIM, `upstream ${this.pool.name} sent more than ${MAX_INTERIM} interim (1xx) responses to one request`)
+        }
         sink.onInterim(resp)
+        // (A client not reading makes onInterim pause this socket: the rest
+        // of this read is handled, then nothing more until it drains.)
         if (rest === undefined) return
         buf = rest
         continue

@@ -1,42 +1,39 @@
 // The compiled routing table: host lookup by hash map, then the host's path
 // index. Built once per config load, never mutated afterwards, so a request
 // can keep using the table it started with while a reload swaps in another.
+//
+// Rules match the normalised request path (normalize-path.ts), except raw
+// ones (the rule's `rawPath`, or every rule with RAW_PATHS), which match the
+// path as received. The two kinds are kept in separate indexes; a request is
+// looked up in both and, as always, the earliest rule in the file wins.
 
 import type { ProxyConfig } from '../config/schema.ts'
+import { normalizePath, PathError } from './normalize-path.ts'
 import { PathIndex } from './path-index.ts'
 import { earliest, type Route } from './route.ts'
 
-export class RouteTable {
+export interface RouteTableOptions {
+  /** RAW_PATHS: every rule matches and forwards the raw path. */
+  rawPaths?: boolean
+}
+
+/** Rules by host: exact hosts, one-label wildcards, any host. */
+class HostRoutes {
   /** Rules naming one exact host. */
-  private readonly byHost = new Map<string, PathIndex>()
+  readonly byHost = new Map<string, PathIndex>()
   /** Rules naming `*.suffix`, keyed by `.suffix`: one label only, so `a.b.suffix` misses. */
-  private readonly byWildcard = new Map<string, PathIndex>()
+  readonly byWildcard = new Map<string, PathIndex>()
   /** Rules with no host, tried for every request. */
-  private readonly anyHost = new PathIndex()
-  readonly size: number
+  readonly anyHost = new PathIndex()
+  size = 0
 
-  constructor(config: ProxyConfig) {
-    const upstreams = new Map(config.upstreams.map((u) => [u.name, u]))
-    config.rules.forEach((rule, index) => {
-      const upstream = upstreams.get(rule.upstream)
-      // The loader guarantees the upstream exists; this guards hand-built configs.
-      if (!upstream) throw new Error(`rule ${index + 1}: unknown upstream "${rule.upstream}"`)
-      const route: Route = {
-        index,
-        host: rule.host,
-        path: rule.path,
-        matchMode: rule.matchMode,
-        stripPath: rule.stripPath,
-        upstream,
-        segmentKey: rule.path.replace(/\/+$/, ''),
-      }
-      this.indexFor(rule.host).add(route)
-    })
-    this.size = config.rules.length
-  }
-
-  private indexFor(host: string): PathIndex {
-    if (host === '') return this.anyHost
+  add(route: Route): void {
+    this.size++
+    const host = route.host
+    if (host === '') {
+      this.anyHost.add(route)
+      return
+    }
     const wildcard = host.startsWith('*.')
     const map = wildcard ? this.byWildcard : this.byHost
     const key = wildcard ? host.slice(1) : host
@@ -45,13 +42,9 @@ export class RouteTable {
       index = new PathIndex()
       map.set(key, index)
     }
-    return index
+    index.add(route)
   }
 
-  /**
-   * The first rule, in file order, matching `host` (see routingHost) and
-   * `path` (the request path without its query string).
-   */
   match(host: string, path: string): Route | undefined {
     let best = this.byHost.get(host)?.match(path)
     if (this.byWildcard.size > 0) {
@@ -61,6 +54,64 @@ export class RouteTable {
     if (this.anyHost.routes.length > 0) best = earliest(best, this.anyHost.match(path))
     return best
   }
+}
+
+export class RouteTable {
+  /** Rules matching the normalised path. */
+  private readonly normal = new HostRoutes()
+  /** Rules matching the raw path; undefined when there are none. */
+  private readonly raw: HostRoutes | undefined
+  readonly size: number
+
+  constructor(config: ProxyConfig, options: RouteTableOptions = {}) {
+    const upstreams = new Map(config.upstreams.map((u) => [u.name, u]))
+    let raw: HostRoutes | undefined
+    config.rules.forEach((rule, index) => {
+      const upstream = upstreams.get(rule.upstream)
+      // The loader guarantees the upstream exists; this guards hand-built configs.
+      if (!upstream) throw new Error(`rule ${index + 1}: unknown upstream "${rule.upstream}"`)
+      const isRaw = options.rawPaths === true || rule.rawPath === true
+      // A rule path is normalised like a request path (`/%7Euser` is
+      // `/~user`), or it could never match one.
+      const path = isRaw ? rule.path : normalizedRulePath(rule.path)
+      const route: Route = {
+        index,
+        host: rule.host,
+        path,
+        matchMode: rule.matchMode,
+        stripPath: rule.stripPath,
+        upstream,
+        segmentKey: path.replace(/\/+$/, ''),
+        raw: isRaw,
+      }
+      if (isRaw) (raw ??= new HostRoutes()).add(route)
+      else this.normal.add(route)
+    })
+    this.raw = raw
+    this.size = config.rules.length
+  }
+
+  /** Whether some rule matches normalised paths (otherwise requests need no normalising). */
+  get normalizes(): boolean {
+    return this.normal.size > 0 || this.raw === undefined
+  }
+
+  /** Whether some rule matches raw paths. */
+  get hasRaw(): boolean {
+    return this.raw !== undefined
+  }
+
+  /**
+   * The first rule, in file order, matching `host` (see routingHost) and the
+   * request path (without its query string): `normalized` for ordinary
+   * rules (undefined when the path could not be normalised: then only raw
+   * rules can match), `raw` for raw rules (the same path when omitted).
+   */
+  match(host: string, normalized: string | undefined, raw: string = normalized ?? ''): Route | undefined {
+    let best = normalized === undefined ? undefined : this.normal.match(host, normalized)
+    if (this.raw !== undefined) best = earliest(best, this.raw.match(host, raw))
+    return best
+  }
 
   /**
    * The table as an operator reads it: for each host the rules that can
@@ -68,18 +119,33 @@ export class RouteTable {
    * hosts, then '*' (any other host).
    */
   describe(): { host: string; routes: Route[] }[] {
-    const any = this.anyHost.routes
+    const parts = this.raw === undefined ? [this.normal] : [this.normal, this.raw]
     const merge = (...lists: Route[][]) => lists.flat().sort((a, b) => a.index - b.index)
+    const any = merge(...parts.map((p) => p.anyHost.routes))
+    const wildcard = (suffix: string): Route[] => merge(...parts.map((p) => p.byWildcard.get(suffix)?.routes ?? []))
+    const hosts = new Set(parts.flatMap((p) => [...p.byHost.keys()]))
+    const suffixes = new Set(parts.flatMap((p) => [...p.byWildcard.keys()]))
     const groups: { host: string; routes: Route[] }[] = []
-    for (const [host, index] of [...this.byHost].sort(([a], [b]) => a.localeCompare(b))) {
+    for (const host of [...hosts].sort((a, b) => a.localeCompare(b))) {
       const dot = host.indexOf('.')
-      const wild = dot > 0 ? (this.byWildcard.get(host.slice(dot))?.routes ?? []) : []
-      groups.push({ host, routes: merge(index.routes, wild, any) })
+      const exact = merge(...parts.map((p) => p.byHost.get(host)?.routes ?? []))
+      groups.push({ host, routes: merge(exact, dot > 0 ? wildcard(host.slice(dot)) : [], any) })
     }
-    for (const [suffix, index] of [...this.byWildcard].sort(([a], [b]) => a.localeCompare(b))) {
-      groups.push({ host: `*${suffix}`, routes: merge(index.routes, any) })
+    for (const suffix of [...suffixes].sort((a, b) => a.localeCompare(b))) {
+      groups.push({ host: `*${suffix}`, routes: merge(wildcard(suffix), any) })
     }
     groups.push({ host: '*', routes: any })
     return groups
+  }
+}
+
+function normalizedRulePath(path: string): string {
+  try {
+    return normalizePath(path)
+  } catch (err) {
+    // A rule path that is not a valid normalised path (`/..`, `/a\b`) keeps
+    // its bytes: it matches nothing a client can send.
+    if (err instanceof PathError) return path
+    throw err
   }
 }

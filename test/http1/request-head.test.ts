@@ -116,4 +116,24 @@ describe('request head parsing', () => {
     assert.equal(parse(['PROPFIND / HTTP/1.1', 'Host: a']).method, 'PROPFIND')
     assert.equal(parse(['VERSION-CONTROL / HTTP/1.1', 'Host: a']).method, 'VERSION-CONTROL')
   })
+
+  it('refuses a # anywhere in the request target (RFC 9112 §3.2: no fragment)', () => {
+    rejects(['GET /admin#x HTTP/1.1', 'Host: a'], 'HPE_INVALID_URL')
+    rejects(['GET http://a/x#y HTTP/1.1', 'Host: a'], 'HPE_INVALID_URL')
+  })
+
+  it('leaves out header names with "_" unless asked to keep them, and records them', () => {
+    const lines = ['GET / HTTP/1.1', 'Host: a', 'X_Forwarded_For: 6.6.6.6', 'X-Ok: 1', 'Some_Thing: 2']
+    const head = parse(lines)
+    assert.equal(head.passthrough, 'X-Ok: 1\r\n')
+    assert.deepEqual(head.droppedUnderscoreNames, ['x_forwarded_for', 'some_thing'])
+    const kept = parseRequestHead(lines.join('\r\n') + '\r\n\r\n', true)
+    assert.equal(kept.passthrough, 'X_Forwarded_For: 6.6.6.6\r\nX-Ok: 1\r\nSome_Thing: 2\r\n')
+    assert.equal(kept.droppedUnderscoreNames, undefined)
+  })
+
+  it('leaves out HTTP2-Settings, named in Connection or not', () => {
+    const head = parse(['GET / HTTP/1.1', 'Host: a', 'HTTP2-Settings: AAMAAABk', 'X-Ok: 1'])
+    assert.equal(head.passthrough, 'X-Ok: 1\r\n')
+  })
 })

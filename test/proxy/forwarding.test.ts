@@ -77,9 +77,9 @@ describe('forwarding', () => {
     assert.equal(json.url, '/a%2Fb/c?x=1&y=%20z&&')
   })
 
-  it('forwards the path without decoding or normalising it', async () => {
-    const { json } = await echo('/echo/%7Euser/a%2Fb;p=1?q=%C3%A9')
-    assert.equal(json.url, '/echo/%7Euser/a%2Fb;p=1?q=%C3%A9')
+  it('decodes only escaped unreserved characters in the path, keeps %2F encoded, and never touches the query string', async () => {
+    const { json } = await echo('/echo/%7Euser/a%2Fb;p=1?q=%C3%A9&r=%7E')
+    assert.equal(json.url, '/echo/~user/a%2Fb;p=1?q=%C3%A9&r=%7E')
   })
 
   it('routes by host, case-insensitively and ignoring the port', async () => {

@@ -861,16 +861,18 @@ describe('HTTP/1.1 headers and request target as the upstream receives them', ()
     for (const name of ['x-lower', 'X-UPPER', 'X-MiXeD', 'User-Agent', 'content-TYPE']) assert.ok(names.includes(name), `${name} in:\n${seen.head}`)
   })
 
+  // Targets whose path is already normalised (test/proxy/path-normalisation
+  // has the ones the proxy rewrites); a query string is never touched.
   const targets = [
-    '//double//slashes',
-    '/a%2Fb%2f%252F/c',
+    '/a%2Fb%2F%252F/c',
     "/sub-delims/!$&'()*+,;=:@-._~/x",
     '/p;param=1;other/q',
     '/q?a=b?c=d&e==f&&=&%3F&x=%20y+z',
     '/empty-query?',
     '/?',
     '/.nanoproxy-not/health',
-    '/caf%C3%A9/%00/%zz',
+    '/caf%C3%A9/%00/x',
+    '/q?//double//slashes/../%7e/%zz',
   ]
   for (const target of targets) {
     it(`forwards the request target ${target} byte for byte`, async () => {

@@ -232,20 +232,20 @@ describe('Upgrade tunnels', () => {
   let halfClose: { port: number; close(): Promise<void> }
   let proxy: ProxyProcess
 
-  const UPGRADE = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: t.example\r\nConnection: Upgrade\r\nUpgrade: echo\r\n${extra}\r\n`
+  const UPGRADE = (path: string, extra = ''): string => `GET ${path} HTTP/1.1\r\nHost: t.example\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n${extra}\r\n`
 
   before(async () => {
     raw = await ScriptedUpstream.start(answerWithPath, { noDelay: true })
     raw.on('/no-upgrade-header', 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n\r\n')
     raw.on('/other-protocol', 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: h2c\r\n\r\n')
-    raw.on('/unasked', 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n')
+    raw.on('/unasked', 'HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n')
     raw.on('/refused', 'HTTP/1.1 403 Forbidden\r\ncontent-length: 4\r\n\r\nnope')
     raw.on('/ten-bytes', ({ socket }) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n')
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n')
       setTimeout(() => socket.end('0123456789'), 100)
     })
     raw.on('/flood', ({ socket }) => {
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n')
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n')
       for (let i = 0; i < 64; i++) socket.write(Buffer.alloc(1024 * 1024, 0x61))
       ;(raw as unknown as { floodSocket: Socket }).floodSocket = socket
     })
@@ -261,7 +261,7 @@ describe('Upgrade tunnels', () => {
         if (!upgraded && buf.includes('\r\n\r\n')) {
           upgraded = true
           buf = buf.slice(buf.indexOf('\r\n\r\n') + 4)
-          socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: echo\r\n\r\n')
+          socket.write('HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n')
         }
       })
       socket.on('end', () => {
@@ -340,7 +340,7 @@ describe('Upgrade tunnels', () => {
     assert.ok(text.endsWith('0123456789'))
     const line = await accessLine(proxy, '/ten-bytes')
     assert.equal(line.status, 101)
-    assert.equal(line.upgrade, 'echo')
+    assert.equal(line.upgrade, 'websocket')
     assert.equal(line.bytes, 10)
   })
 })

@@ -256,7 +256,7 @@ describe('resource leaks: every socket closed after troublesome requests', () =>
       halfOpenSockets.add(socket)
       socket.on('error', () => {})
       socket.on('close', () => halfOpenSockets.delete(socket))
-      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: raw\r\nconnection: upgrade\r\n\r\n')
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nupgrade: websocket\r\nconnection: upgrade\r\n\r\n')
     })
     await new Promise<void>((resolve) => halfOpen.listen(0, '127.0.0.1', resolve))
     dead = await freePort()
@@ -589,7 +589,7 @@ describe('resource leaks: every socket closed after troublesome requests', () =>
       try {
         await inParallel(30, 30, async () => {
           const c = await RawClient.open(proxy.port)
-          c.write('GET /half-open HTTP/1.1\r\nHost: a\r\nUpgrade: raw\r\nConnection: upgrade\r\n\r\n')
+          c.write('GET /half-open HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n')
           await c.until(() => c.received > 0 && c.socket.readableLength === 0, 'the 101')
           c.destroy()
         })
