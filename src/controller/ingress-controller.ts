@@ -1,5 +1,7 @@
 // The controller loop: caches kept current by watches, and on any change
-// (after a short debounce) translate → write → report → update status.
+// that matters (after a bounded debounce) translate → write → report. Ingress
+// status has its own loop (status-updater.ts), told after each rebuild and on
+// each event; config never waits for it.
 //
 // Nothing is written before every cache has completed its first list: a
 // controller that restarts must not hand the proxy an empty config just
@@ -8,10 +10,12 @@
 import { CoreV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../log.ts'
 import { serializeConfig, writeIfChanged } from './config-writer.ts'
+import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
-import type { Ingress, IngressClass, Service, TranslateOptions } from './snapshot.ts'
-import { StatusUpdater, type PublishSettings } from './status-updater.ts'
+import { keyOf, type Ingress, type IngressClass, type Service, type TranslateOptions } from './snapshot.ts'
+import { otherReadyReplicas, type PodIdentity } from './replica-peers.ts'
+import { StatusUpdater, type IngressStatusApi, type PublishSettings } from './status-updater.ts'
 import { translate } from './translate.ts'
 
 export interface ControllerOptions extends TranslateOptions {
@@ -22,8 +26,28 @@ export interface ControllerOptions extends TranslateOptions {
   /** Only this namespace's Ingresses and Services; undefined for all. */
   namespace?: string | undefined
   publish: PublishSettings
+  /** Quiet time after the last change before a rebuild (200 ms). */
   debounceMs?: number
+  /** Longest a change waits for its rebuild while changes keep coming (1 s). */
+  maxDelayMs?: number
   resyncMs?: number
+  clock?: Clock
+}
+
+/** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
+export const DEBOUNCE_MS = 200
+export const MAX_DELAY_MS = 1000
+
+/** What of an Ingress the translation reads: not its status, not resourceVersion or managedFields. */
+function ingressFingerprint(i: Ingress): string {
+  const m = i.metadata
+  const created = m.creationTimestamp instanceof Date ? m.creationTimestamp.getTime() : m.creationTimestamp ? Date.parse(m.creationTimestamp) : undefined
+  return JSON.stringify([m.uid, m.annotations, created, i.spec])
+}
+
+/** What of a Service the translation reads (its ports); its status matters to the status loop only. */
+function serviceFingerprint(s: Service): string {
+  return JSON.stringify(s.spec?.ports)
 }
 
 export class IngressController {
@@ -33,7 +57,9 @@ export class IngressController {
   private readonly services: ResourceWatcher<Service>
   private readonly events: EventRecorder
   private readonly status: StatusUpdater
-  private timer: NodeJS.Timeout | undefined
+  private readonly debouncer: Debouncer
+  /** Keys of the Ingresses the last translation found ours, for the status loop. */
+  private owned: ReadonlySet<string> = new Set()
   private running: Promise<void> | undefined
   private again = false
   /** Set after the first config write: the readiness signal. */
@@ -45,7 +71,17 @@ export class IngressController {
     const { kubeConfig, log, namespace, resyncMs } = opts
     const net = kubeConfig.makeApiClient(NetworkingV1Api)
     const core = kubeConfig.makeApiClient(CoreV1Api)
-    const onChange = (): void => this.schedule()
+    this.debouncer = new Debouncer(() => void this.rebuild(), {
+      quietMs: opts.debounceMs ?? DEBOUNCE_MS,
+      maxWaitMs: opts.maxDelayMs ?? MAX_DELAY_MS,
+      clock: opts.clock,
+    })
+    const onChange = (relevant: boolean): void => {
+      if (relevant) this.schedule()
+      // Status depends on Ingresses (their current status) and the publish
+      // Service's status, which no fingerprint covers: always look again.
+      if (this.written) this.status.schedule()
+    }
     const ns = namespace ? `/namespaces/${namespace}` : ''
     this.ingresses = new ResourceWatcher<Ingress>({
       kind: 'ingresses',
@@ -53,6 +89,7 @@ export class IngressController {
       log,
       onChange,
       resyncMs,
+      fingerprint: ingressFingerprint,
       list: () => (namespace ? net.listNamespacedIngress({ namespace }) : net.listIngressForAllNamespaces()) as Promise<{ items: Ingress[] }>,
       watchPath: `/apis/networking.k8s.io/v1${ns}/ingresses`,
     })
@@ -71,11 +108,21 @@ export class IngressController {
       log,
       onChange,
       resyncMs,
+      fingerprint: serviceFingerprint,
       list: () => (namespace ? core.listNamespacedService({ namespace }) : core.listServiceForAllNamespaces()) as Promise<{ items: Service[] }>,
       watchPath: `/api/v1${ns}/services`,
     })
     this.events = new EventRecorder(kubeConfig, log)
-    this.status = new StatusUpdater(kubeConfig, log, opts.publish)
+    this.status = new StatusUpdater({
+      api: net as unknown as IngressStatusApi,
+      log,
+      publish: opts.publish,
+      source: {
+        owned: () => this.owned,
+        ingress: (key) => this.ingresses.get(key),
+        services: () => this.services.list(),
+      },
+    })
   }
 
   start(): void {
@@ -85,11 +132,45 @@ export class IngressController {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer)
+    this.debouncer.cancel()
     this.ingresses.stop()
     this.classes.stop()
     this.services.stop()
     await this.running
+    await this.status.stop()
+  }
+
+  /**
+   * On shutdown (after stop()): clear the Ingress status this controller
+   * published, if no other replica is left to serve it. `me` is this pod;
+   * without it, or when the pods cannot be read, nothing is cleared: a
+   * status left behind is better than an Ingress without an address while
+   * other replicas still serve it.
+   */
+  async clearStatusIfLastReplica(me: PodIdentity | undefined): Promise<void> {
+    const { log } = this.opts
+    if (!this.written) return
+    if (!me) {
+      log.info('not running in a pod (no POD_NAME/POD_NAMESPACE): ingress status left as it is')
+      return
+    }
+    try {
+      const others = await otherReadyReplicas(this.opts.kubeConfig.makeApiClient(CoreV1Api), me)
+      if (others.length > 0) {
+        log.info({ replicas: others }, 'other replicas are running: ingress status left to them')
+        return
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot tell whether other replicas are running: ingress status left as it is')
+      return
+    }
+    const cleared = await this.status.clearPublished()
+    log.info({ ingresses: cleared }, 'last replica: ingress status cleared')
+  }
+
+  /** Counters of the status loop (for logs and tests). */
+  get statusStats(): StatusUpdater['stats'] {
+    return this.status.stats
   }
 
   /** Consecutive failures of each watch (0 when healthy), for /readyz. */
@@ -102,10 +183,13 @@ export class IngressController {
     return this.ingresses.synced && this.classes.synced && this.services.synced
   }
 
-  /** Coalesces bursts of changes (a `kubectl apply` of many objects) into one rebuild. */
+  /**
+   * Coalesces bursts of changes (a `kubectl apply` of many objects) into one
+   * rebuild, without letting a steady stream of changes hold it back for
+   * more than the debounce's maximum.
+   */
   private schedule(): void {
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => void this.rebuild(), this.opts.debounceMs ?? 200)
+    this.debouncer.trigger()
   }
 
   private async rebuild(): Promise<void> {
@@ -147,7 +231,8 @@ export class IngressController {
       )
     }
     this.written = true
+    this.owned = new Set(owned.map((i) => keyOf(i.metadata)))
+    this.status.schedule()
     await this.events.report(diagnostics, ingresses)
-    await this.status.update(owned, ingresses, services)
   }
 }

@@ -30,7 +30,17 @@ export interface ResourceWatcherOptions<T> {
   list: () => Promise<ListResult<T>>
   /** API path to watch, e.g. /apis/networking.k8s.io/v1/ingresses. */
   watchPath: string
-  onChange: () => void
+  /**
+   * Called after the cache changed. `relevant` is false when a modification
+   * left the object's fingerprint unchanged (only fields the config does not
+   * read changed, e.g. an Ingress's status): no config rebuild is needed.
+   */
+  onChange: (relevant: boolean) => void
+  /**
+   * What of an object the config depends on, as a string; objects with equal
+   * fingerprints translate alike. Without it every change is relevant.
+   */
+  fingerprint?: ((obj: T) => string) | undefined
   log: Logger
   resyncMs?: number
   /** Server-side watch timeout (the API server closes the watch after this). */
@@ -43,7 +53,7 @@ interface KubeObjectLike {
 }
 
 export class ResourceWatcher<T extends KubeObjectLike> {
-  private readonly opts: Required<ResourceWatcherOptions<T>>
+  private readonly opts: Required<Omit<ResourceWatcherOptions<T>, 'fingerprint'>> & Pick<ResourceWatcherOptions<T>, 'fingerprint'>
   private readonly items = new Map<string, T>()
   private resourceVersion: string | undefined
   private stopped = false
@@ -69,6 +79,11 @@ export class ResourceWatcher<T extends KubeObjectLike> {
   /** The objects as last seen, in no particular order. */
   list(): T[] {
     return [...this.items.values()]
+  }
+
+  /** One object by `namespace/name` as last seen. */
+  get(key: string): T | undefined {
+    return this.items.get(key)
   }
 
   start(): void {
@@ -124,7 +139,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
     this.synced = true
     this.opts.log.debug({ kind: this.opts.kind, count: this.items.size, resource_version: this.resourceVersion }, 'listed')
     if (first) this.opts.log.info({ kind: this.opts.kind, count: this.items.size }, 'initial list complete')
-    this.opts.onChange()
+    this.opts.onChange(true)
   }
 
   /** One watch request, from the current resourceVersion until it ends. */
@@ -165,10 +180,17 @@ export class ResourceWatcher<T extends KubeObjectLike> {
 
   private onEvent(phase: string, obj: T & { code?: number; message?: string }): void {
     const rv = obj.metadata?.resourceVersion
+    let relevant = true
     switch (phase) {
       case 'ADDED':
       case 'MODIFIED':
-        if (obj.metadata) this.items.set(keyOf(obj.metadata), obj)
+        if (obj.metadata) {
+          const key = keyOf(obj.metadata)
+          const old = this.items.get(key)
+          const { fingerprint } = this.opts
+          if (old && fingerprint) relevant = fingerprint(old) !== fingerprint(obj)
+          this.items.set(key, obj)
+        }
         break
       case 'DELETED':
         if (obj.metadata) this.items.delete(keyOf(obj.metadata))
@@ -185,7 +207,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
         return
     }
     if (rv) this.resourceVersion = rv
-    this.opts.onChange()
+    this.opts.onChange(relevant)
   }
 
   private sleep(ms: number): Promise<void> {
