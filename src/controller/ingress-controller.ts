@@ -9,7 +9,8 @@
 
 import { CoreV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../log.ts'
-import { serializeConfig, writeIfChanged } from './config-writer.ts'
+import { serializeConfigJson, writeIfChanged } from './config-writer.ts'
+import { ChangeFilter } from './change-filter.ts'
 import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
@@ -38,18 +39,6 @@ export interface ControllerOptions extends TranslateOptions {
 export const DEBOUNCE_MS = 200
 export const MAX_DELAY_MS = 1000
 
-/** What of an Ingress the translation reads: not its status, not resourceVersion or managedFields. */
-function ingressFingerprint(i: Ingress): string {
-  const m = i.metadata
-  const created = m.creationTimestamp instanceof Date ? m.creationTimestamp.getTime() : m.creationTimestamp ? Date.parse(m.creationTimestamp) : undefined
-  return JSON.stringify([m.uid, m.annotations, created, i.spec])
-}
-
-/** What of a Service the translation reads (its ports); its status matters to the status loop only. */
-function serviceFingerprint(s: Service): string {
-  return JSON.stringify(s.spec?.ports)
-}
-
 export class IngressController {
   private readonly opts: ControllerOptions
   private readonly ingresses: ResourceWatcher<Ingress>
@@ -58,6 +47,7 @@ export class IngressController {
   private readonly events: EventRecorder
   private readonly status: StatusUpdater
   private readonly debouncer: Debouncer
+  private readonly filter: ChangeFilter
   /** Keys of the Ingresses the last translation found ours, for the status loop. */
   private owned: ReadonlySet<string> = new Set()
   private running: Promise<void> | undefined
@@ -76,20 +66,23 @@ export class IngressController {
       maxWaitMs: opts.maxDelayMs ?? MAX_DELAY_MS,
       clock: opts.clock,
     })
+    this.filter = new ChangeFilter(opts.controllerName)
     const onChange = (relevant: boolean): void => {
       if (relevant) this.schedule()
-      // Status depends on Ingresses (their current status) and the publish
-      // Service's status, which no fingerprint covers: always look again.
-      if (this.written) this.status.schedule()
     }
     const ns = namespace ? `/namespaces/${namespace}` : ''
     this.ingresses = new ResourceWatcher<Ingress>({
       kind: 'ingresses',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant, key) => {
+        onChange(relevant)
+        // Status looks at this one Ingress again (someone may have changed
+        // its status); a rebuild makes it look at all of them.
+        if (key !== undefined && this.written && !relevant) this.status.schedule([key])
+      },
       resyncMs,
-      fingerprint: ingressFingerprint,
+      matters: (old, next) => this.filter.ingressMatters(old, next),
       list: () => (namespace ? net.listNamespacedIngress({ namespace }) : net.listIngressForAllNamespaces()) as Promise<{ items: Ingress[] }>,
       watchPath: `/apis/networking.k8s.io/v1${ns}/ingresses`,
     })
@@ -106,9 +99,13 @@ export class IngressController {
       kind: 'services',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant, key) => {
+        onChange(relevant)
+        // The publish Service's status is what Ingress status copies.
+        if (key !== undefined && key === opts.publish.service && this.written) this.status.schedule()
+      },
       resyncMs,
-      fingerprint: serviceFingerprint,
+      matters: (old, next) => this.filter.serviceMatters(old, next),
       list: () => (namespace ? core.listNamespacedService({ namespace }) : core.listServiceForAllNamespaces()) as Promise<{ items: Service[] }>,
       watchPath: `/api/v1${ns}/services`,
     })
@@ -214,9 +211,12 @@ export class IngressController {
     const { log, configFile } = this.opts
     const ingresses = this.ingresses.list()
     const services = this.services.list()
+    const ingressClasses = this.classes.list()
     const started = performance.now()
-    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses: this.classes.list(), services }, this.opts)
-    const changed = await writeIfChanged(configFile, serializeConfig(config))
+    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, this.opts)
+    this.filter.rebuilt(ingressClasses, owned)
+    const changed = await writeIfChanged(configFile, serializeConfigJson(config))
+    if (!changed) log.debug({ duration_ms: Math.round((performance.now() - started) * 100) / 100 }, 'config unchanged')
     if (changed) {
       this.writes++
       log.info(

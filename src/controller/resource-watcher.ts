@@ -31,16 +31,16 @@ export interface ResourceWatcherOptions<T> {
   /** API path to watch, e.g. /apis/networking.k8s.io/v1/ingresses. */
   watchPath: string
   /**
-   * Called after the cache changed. `relevant` is false when a modification
-   * left the object's fingerprint unchanged (only fields the config does not
-   * read changed, e.g. an Ingress's status): no config rebuild is needed.
+   * Called after the cache changed. `relevant` is what `matters` said of
+   * the change (always true after a list): false when it cannot change the
+   * config, so no rebuild is needed.
    */
-  onChange: (relevant: boolean) => void
+  onChange: (relevant: boolean, key: string | undefined) => void
   /**
-   * What of an object the config depends on, as a string; objects with equal
-   * fingerprints translate alike. Without it every change is relevant.
+   * Whether a change from `old` to `next` (either undefined for an addition
+   * or a deletion) can change the config. Without it every change can.
    */
-  fingerprint?: ((obj: T) => string) | undefined
+  matters?: ((old: T | undefined, next: T | undefined) => boolean) | undefined
   log: Logger
   resyncMs?: number
   /** Server-side watch timeout (the API server closes the watch after this). */
@@ -53,7 +53,7 @@ interface KubeObjectLike {
 }
 
 export class ResourceWatcher<T extends KubeObjectLike> {
-  private readonly opts: Required<Omit<ResourceWatcherOptions<T>, 'fingerprint'>> & Pick<ResourceWatcherOptions<T>, 'fingerprint'>
+  private readonly opts: Required<Omit<ResourceWatcherOptions<T>, 'matters'>> & Pick<ResourceWatcherOptions<T>, 'matters'>
   private readonly items = new Map<string, T>()
   private resourceVersion: string | undefined
   private stopped = false
@@ -139,7 +139,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
     this.synced = true
     this.opts.log.debug({ kind: this.opts.kind, count: this.items.size, resource_version: this.resourceVersion }, 'listed')
     if (first) this.opts.log.info({ kind: this.opts.kind, count: this.items.size }, 'initial list complete')
-    this.opts.onChange(true)
+    this.opts.onChange(true, undefined)
   }
 
   /** One watch request, from the current resourceVersion until it ends. */
@@ -180,20 +180,17 @@ export class ResourceWatcher<T extends KubeObjectLike> {
 
   private onEvent(phase: string, obj: T & { code?: number; message?: string }): void {
     const rv = obj.metadata?.resourceVersion
-    let relevant = true
+    const key = obj.metadata ? keyOf(obj.metadata) : undefined
+    const old = key === undefined ? undefined : this.items.get(key)
+    let next: T | undefined
     switch (phase) {
       case 'ADDED':
       case 'MODIFIED':
-        if (obj.metadata) {
-          const key = keyOf(obj.metadata)
-          const old = this.items.get(key)
-          const { fingerprint } = this.opts
-          if (old && fingerprint) relevant = fingerprint(old) !== fingerprint(obj)
-          this.items.set(key, obj)
-        }
+        next = obj
+        if (key !== undefined) this.items.set(key, obj)
         break
       case 'DELETED':
-        if (obj.metadata) this.items.delete(keyOf(obj.metadata))
+        if (key !== undefined) this.items.delete(key)
         break
       case 'BOOKMARK':
         if (rv) this.resourceVersion = rv
@@ -207,7 +204,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
         return
     }
     if (rv) this.resourceVersion = rv
-    this.opts.onChange(relevant)
+    this.opts.onChange(this.opts.matters?.(old, next) ?? true, key)
   }
 
   private sleep(ms: number): Promise<void> {

@@ -141,6 +141,10 @@ export class StatusUpdater {
   private readonly inFlightWrites = new Map<string, { from: string; want: string }>()
   private running: Promise<void> | undefined
   private again = false
+  /** The next pass looks at every Ingress... */
+  private full = false
+  /** ...or only at these, which changed. */
+  private dirty = new Set<string>()
   private retryTimer: NodeJS.Timeout | undefined
   private stopped = false
   private inFlight = 0
@@ -151,9 +155,15 @@ export class StatusUpdater {
     this.debouncer = new Debouncer(() => void this.pass(), { quietMs: this.opts.quietMs, maxWaitMs: this.opts.maxWaitMs, clock: opts.clock })
   }
 
-  /** Something status depends on may have changed: a pass follows soon. */
-  schedule(): void {
+  /**
+   * Something status depends on may have changed: a pass follows soon. With
+   * `keys`, only those Ingresses changed (an event on each); without, look
+   * at all of them (a rebuild, a new address).
+   */
+  schedule(keys?: readonly string[]): void {
     if (this.stopped) return
+    if (keys === undefined) this.full = true
+    else for (const k of keys) this.dirty.add(k)
     this.debouncer.trigger()
   }
 
@@ -185,7 +195,7 @@ export class StatusUpdater {
         this.running = undefined
         if (this.again && !this.stopped) {
           this.again = false
-          this.schedule()
+          this.debouncer.trigger()
         }
       })
     return this.running
@@ -193,33 +203,49 @@ export class StatusUpdater {
 
   private async passOnce(): Promise<void> {
     const { source, publish } = this.opts
+    const full = this.full
+    const dirty = this.dirty
+    this.full = false
+    this.dirty = new Set()
     const desired = desiredAddresses(publish, source.services())
     if (desired === undefined) return
     this.stats.passes++
     const want = JSON.stringify(desired)
     const previous = this.published
-    this.published = want
     const owned = source.owned()
     const jobs: Job[] = []
-    for (const key of owned) {
+    const consider = (key: string): void => {
       const ingress = source.ingress(key)
-      if (ingress && this.needsWrite(key, ingress, want)) jobs.push({ key, want, entries: desired })
-    }
-    // No longer ours: clear what we published (and only that: another
-    // controller may already have written its own status there).
-    for (const key of this.managed) {
-      if (owned.has(key)) continue
-      const ingress = source.ingress(key)
-      if (!ingress) continue
+      if (!ingress) return
+      if (owned.has(key)) {
+        if (this.needsWrite(key, ingress, want)) jobs.push({ key, want, entries: desired })
+        return
+      }
+      // No longer ours: clear what we published (and only that: another
+      // controller may already have written its own status there).
+      if (!this.managed.has(key)) return
       const ours = normalizedJson(ingress)
       if (ours !== '[]' && (ours === want || ours === previous)) jobs.push({ key, want: '[]', entries: [], onlyIf: ours })
     }
-    this.managed = new Set(owned)
+    if (full) {
+      for (const key of owned) consider(key)
+      for (const key of this.managed) if (!owned.has(key)) consider(key)
+      this.managed = new Set(owned)
+      this.published = want
+    } else {
+      for (const key of dirty) consider(key)
+    }
     if (jobs.length === 0) return
     const failed = await this.runJobs(jobs, () => this.stopped || this.again)
+    if (this.again) {
+      // Interrupted by new inputs: what this pass did not reach comes next.
+      if (full) this.full = true
+      else for (const job of jobs) this.dirty.add(job.key)
+    }
     if (failed > 0 && !this.stopped) {
       clearTimeout(this.retryTimer)
-      this.retryTimer = setTimeout(() => this.schedule(), this.opts.retryMs)
+      const retry = jobs.map((j) => j.key)
+      this.retryTimer = setTimeout(() => this.schedule(full ? undefined : retry), this.opts.retryMs)
       this.retryTimer.unref()
     }
   }

@@ -374,14 +374,17 @@ describe('the ingress controller', () => {
     assert.ok(second.logs.some((l) => l.msg === 'last replica: ingress status cleared' && l.ingresses === 1))
   })
 
-  it('makes a change live while an unrelated Service changes every 100 ms: the debounce has a ceiling', async () => {
+  it('makes a change live while another Service changes every 100 ms: the debounce has a ceiling', async () => {
+    // `noisy` is the backend of one of our Ingresses (a Service no Ingress
+    // names would not even start a rebuild): each port change is a change.
     const ns = 'churn'
-    await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'noisy', [{ port: 1 }])])
-    await waitForConfig(() => true, 'any config')
+    await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'noisy', [{ name: 'http', port: 1000 }])])
+    await cluster.apply([ingress(ns, 'noisy', [{ host: 'noisy.churn.test', paths: [{ path: '/', service: 'noisy', port: 'http' }] }])])
+    await waitForConfig(hasHost('noisy.churn.test'), 'the noisy Ingress')
     let stop = false
     const churn = (async () => {
-      for (let port = 2; !stop; port++) {
-        await cluster.apply([service(ns, 'noisy', [{ port }])])
+      for (let port = 1001; !stop; port++) {
+        await cluster.apply([service(ns, 'noisy', [{ name: 'http', port }])])
         await new Promise((r) => setTimeout(r, 100))
       }
     })()
@@ -389,14 +392,32 @@ describe('the ingress controller', () => {
       await new Promise((r) => setTimeout(r, 1500)) // the churn is under way
       const started = Date.now()
       await cluster.apply([ingress(ns, 'live', [{ host: 'live.churn.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
-      await waitForConfig(hasHost('live.churn.test'), 'the Ingress applied during the churn', 5000)
       // A debounce without a ceiling would wait for the churn to stop (never, here).
+      await waitForConfig(hasHost('live.churn.test'), 'the Ingress applied during the churn', 5000)
       const took = Date.now() - started
       assert.ok(took < 2000, `took ${took} ms`)
     } finally {
       stop = true
       await churn
     }
+  })
+
+  it('does not rebuild for a Service no Ingress of ours names, nor for status changes', async () => {
+    const ns = 'quiet'
+    await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'bystander', [{ port: 1 }])])
+    await cluster.apply([ingress(ns, 'site', [{ host: 'site.quiet.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
+    await waitForConfig(hasHost('site.quiet.test'), 'the Ingress')
+    await new Promise((r) => setTimeout(r, 1500)) // its status write and echo settle
+    const seen = controller.logs.length
+    for (let port = 2; port < 7; port++) await cluster.apply([service(ns, 'bystander', [{ port }])])
+    const net = cluster.adminConfig.makeApiClient(NetworkingV1Api)
+    await net.patchNamespacedIngress(
+      { name: 'site', namespace: ns, body: { metadata: { labels: { team: 'a' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    await new Promise((r) => setTimeout(r, 1500))
+    const rebuilds = controller.logs.slice(seen).filter((l) => l.msg === 'rebuilt' || l.msg === 'config written' || l.msg === 'config unchanged')
+    assert.deepEqual(rebuilds, [])
   })
 
   it('removes the rules of a deleted Ingress', async () => {
