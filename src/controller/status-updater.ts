@@ -236,12 +236,27 @@ export class StatusUpdater {
       for (const key of dirty) consider(key)
     }
     if (jobs.length === 0) return
-    const failed = await this.runJobs(jobs, () => this.stopped || this.again)
-    if (this.again) {
-      // Interrupted by new inputs: what this pass did not reach comes next.
-      if (full) this.full = true
-      else for (const job of jobs) this.dirty.add(job.key)
-    }
+    const started = performance.now()
+    const before = { ...this.stats }
+    // Only a request to look at everything (new addresses, a rebuild) cuts
+    // a pass short; single Ingresses that changed meanwhile (the echo of our
+    // own patches, mostly) wait for the next pass.
+    const failed = await this.runJobs(jobs, () => this.stopped || this.full)
+    // One line per pass: at 10,000 Ingresses a line per Ingress would flood the log.
+    this.opts.log.info(
+      {
+        ingresses: jobs.length,
+        patches: this.stats.patches - before.patches,
+        conflicts: this.stats.conflicts - before.conflicts,
+        failed,
+        addresses: desired,
+        duration_ms: Math.round(performance.now() - started),
+      },
+      'ingress status updated',
+    )
+    // Cut short by a full pass, which will look at the rest (and this pass's
+    // own Ingresses again, in case it was a partial one).
+    if (this.full && !full) for (const job of jobs) this.dirty.add(job.key)
     if (failed > 0 && !this.stopped) {
       clearTimeout(this.retryTimer)
       const retry = jobs.map((j) => j.key)
@@ -326,7 +341,7 @@ export class StatusUpdater {
           setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
         )
         this.inFlightWrites.set(job.key, { from, want: job.want })
-        log.info({ ingress: job.key, addresses: job.entries }, job.entries.length > 0 ? 'ingress status updated' : 'ingress status cleared')
+        log.debug({ ingress: job.key, addresses: job.entries }, job.entries.length > 0 ? 'ingress status updated' : 'ingress status cleared')
         return true
       } catch (err) {
         const code = (err as { code?: number }).code
