@@ -15,6 +15,7 @@ import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
 import { keyOf, type Ingress, type IngressClass, type Service, type TranslateOptions } from './snapshot.ts'
+import { ingressStatusClient } from './ingress-status-client.ts'
 import { otherReadyReplicas, type PodIdentity } from './replica-peers.ts'
 import { StatusUpdater, type IngressStatusApi, type PublishSettings } from './status-updater.ts'
 import { translate } from './translate.ts'
@@ -38,6 +39,8 @@ export interface ControllerOptions extends TranslateOptions {
 /** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
 export const DEBOUNCE_MS = 200
 export const MAX_DELAY_MS = 1000
+/** Status patches in flight at most (ingress-nginx uses 10). */
+const STATUS_CONCURRENCY = 10
 
 export class IngressController {
   private readonly opts: ControllerOptions
@@ -111,7 +114,8 @@ export class IngressController {
     })
     this.events = new EventRecorder(kubeConfig, log)
     this.status = new StatusUpdater({
-      api: net as unknown as IngressStatusApi,
+      api: ingressStatusClient(kubeConfig, STATUS_CONCURRENCY) ?? (net as unknown as IngressStatusApi),
+      concurrency: STATUS_CONCURRENCY,
       log,
       publish: opts.publish,
       source: {

@@ -8,6 +8,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubernetesObject, type V1Ingress } from '@kubernetes/client-node'
 import { pino } from 'pino'
+import { ingressStatusClient } from '../../src/controller/ingress-status-client.ts'
 import { otherReadyReplicas } from '../../src/controller/replica-peers.ts'
 import type { Ingress, Service } from '../../src/controller/snapshot.ts'
 import { StatusUpdater, type IngressStatusApi, type PublishSettings } from '../../src/controller/status-updater.ts'
@@ -55,23 +56,25 @@ const read = (key: string): Promise<V1Ingress> => {
 /** As plain data (the client returns class instances). */
 const statusOf = async (key: string): Promise<unknown[]> => JSON.parse(JSON.stringify((await read(key)).status?.loadBalancer?.ingress ?? [])) as unknown[]
 
-/** The real API client, counting the calls the loop makes and how many are in flight. */
+/** The controller's status client (kept-alive connections), counting the calls the loop makes and how many are in flight. */
 function countingApi() {
   const calls = { patch: 0, read: 0, inFlight: 0, maxInFlight: 0 }
+  const real = ingressStatusClient(cluster.adminConfig, 10)
+  assert.ok(real)
   const api: IngressStatusApi = {
     async patchNamespacedIngressStatus(param, options) {
       calls.patch++
       calls.inFlight++
       calls.maxInFlight = Math.max(calls.maxInFlight, calls.inFlight)
       try {
-        return (await net.patchNamespacedIngressStatus(param, options)) as Ingress
+        return await real.patchNamespacedIngressStatus(param, options)
       } finally {
         calls.inFlight--
       }
     },
     async readNamespacedIngressStatus(param) {
       calls.read++
-      return (await net.readNamespacedIngressStatus(param)) as Ingress
+      return real.readNamespacedIngressStatus(param)
     },
   }
   return { api, calls }
@@ -189,6 +192,19 @@ describe('the Ingress status loop', () => {
     assert.deepEqual(await statusOf('handover/mine'), [])
     assert.deepEqual(await statusOf('handover/theirs'), [{ ip: '198.51.100.99' }])
     assert.equal(status.stats.conflicts, 1, 'the clear of "theirs" was refused by the API server, not skipped by chance')
+  })
+
+  it('skips an Ingress deleted since the cache saw it (404), and counts no failure', async () => {
+    const keys = await makeIngresses('deleted', ['gone', 'kept'])
+    const source = new TestSource()
+    source.owned = new Set(keys)
+    await source.refresh(keys)
+    await net.deleteNamespacedIngress({ name: 'gone', namespace: 'deleted' })
+    const { status, calls, pass } = updater(source, { addresses: ['203.0.113.14'] })
+    await pass()
+    assert.equal(status.stats.failures, 0)
+    assert.equal(calls.patch, 2)
+    assert.deepEqual(await statusOf('deleted/kept'), [{ ip: '203.0.113.14' }])
   })
 
   it('keeps at most `concurrency` requests in flight, and uses them', async () => {
