@@ -1,7 +1,8 @@
 // `npm run bench -- --only cluster`: the controller and the proxy at cluster
 // scale, against a real kube-apiserver + etcd (test/helpers/kube-cluster.ts),
 // with 1,000 and 10,000 Ingresses (one host and two Prefix paths each, one
-// Service per ten Ingresses), as an operator of a large cluster would see it:
+// headless Service per ten Ingresses: the test API server's Service address
+// range has 254 addresses), as an operator of a large cluster would see it:
 //
 // - start-up: controller spawn → first config write;
 // - update latency: an Ingress gets a new path → the proxy answers it (p50,
@@ -166,7 +167,7 @@ async function benchAt(n: number): Promise<Record<string, number>> {
     const services = Math.max(1, n / 10)
     let t = performance.now()
     await pool([...Array(services).keys()], 16, (i) =>
-      core.createNamespacedService({ namespace: 'scale', body: { metadata: { name: `s${i}` }, spec: { ports: [{ name: 'http', port: upPort }] } } }),
+      core.createNamespacedService({ namespace: 'scale', body: { metadata: { name: `s${i}` }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: upPort }] } } }),
     )
     const ingress = (i: number, paths: string[]) => ({
       metadata: { name: `i${i}` },
