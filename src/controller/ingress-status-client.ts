@@ -71,7 +71,7 @@ export function ingressStatusClient(kubeConfig: KubeConfig, maxSockets: number):
               try {
                 resolve(JSON.parse(text) as Ingress)
               } catch (err) {
-                reject(err)
+                reject(err instanceof Error ? err : new Error(String(err)))
               }
               return
             }
