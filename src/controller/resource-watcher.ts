@@ -131,7 +131,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
     const result = await this.opts.list()
     this.items.clear()
     for (const item of result.items) {
-      if (item.metadata) this.items.set(keyOf(item.metadata), item)
+      if (item.metadata) this.items.set(keyOf(item.metadata), slim(item))
     }
     this.resourceVersion = result.metadata?.resourceVersion
     this.needList = false
@@ -187,7 +187,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
       case 'ADDED':
       case 'MODIFIED':
         next = obj
-        if (key !== undefined) this.items.set(key, obj)
+        if (key !== undefined) this.items.set(key, slim(obj))
         break
       case 'DELETED':
         if (key !== undefined) this.items.delete(key)
@@ -216,6 +216,17 @@ export class ResourceWatcher<T extends KubeObjectLike> {
       }
     })
   }
+}
+
+/**
+ * Drops `metadata.managedFields` (server-side apply bookkeeping, often the
+ * largest part of a small object) before caching: nothing here reads it,
+ * and at 10,000 Ingresses it is tens of megabytes. controller-runtime's
+ * caches do the same (cache.TransformStripManagedFields).
+ */
+function slim<T extends KubeObjectLike>(obj: T): T {
+  if (obj.metadata && 'managedFields' in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields
+  return obj
 }
 
 function errorSummary(err: unknown): string {
