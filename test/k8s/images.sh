@@ -159,8 +159,10 @@ else
   mkdir -p "$TMP/home"
   cp "$CA" "$TMP/home/host-ca.crt"
   printf 'cafile=/root/host-ca.crt\n' >"$TMP/home/.npmrc"
+  # The Dockerfile may also take the bundle as the build secret npm_ca
+  # (docs/kubernetes.md, "What the build needs"): given too.
   "${BUILDAH[@]}" bud --quiet --pull=never --isolation chroot --layers=false \
-    --volume "$TMP/home:/root" --tag "$NANOPROXY_NAME" --file "$ROOT/Dockerfile" "$ROOT" >&2
+    --secret "id=npm_ca,src=$CA" --volume "$TMP/home:/root" --tag "$NANOPROXY_NAME" --file "$ROOT/Dockerfile" "$ROOT" >&2
   archive "$NANOPROXY_NAME" "$NANOPROXY_FILE"
   "${BUILDAH[@]}" rmi "$NANOPROXY_NAME" >/dev/null
   find "$OUT" -maxdepth 1 -name 'nanoproxy-*.tar' ! -name "$(basename "$NANOPROXY_FILE")" -delete
