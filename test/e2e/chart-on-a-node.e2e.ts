@@ -105,7 +105,8 @@ describe('NanoProxy installed with its chart on a one-node cluster', { skip: ski
   )
   after(() => cluster?.stop())
 
-  it('helm install as the docs say: both containers become Ready through their probes, as uid 10001 on a read-only root filesystem', { timeout: 240_000 }, async () => {
+  it('helm install as the docs say: both containers become Ready through their probes, as uid 10001 on a read-only root filesystem', { timeout: 240_000 }, async (t) => {
+    t.diagnostic(`cluster start-up (ms since start): ${JSON.stringify(cluster.timings)}`)
     await cluster.kubectlOk(['create', 'namespace', NS])
     await cluster.kubectlOk(['label', 'namespace', NS, 'pod-security.kubernetes.io/enforce=restricted'])
     const nodeIp = await cluster.kubectlOk(['get', 'nodes', '-o', 'jsonpath={.items[0].status.addresses[?(@.type=="InternalIP")].address}'])
@@ -290,9 +291,10 @@ describe('NanoProxy installed with its chart on a one-node cluster', { skip: ski
     assert.equal((await cluster.kubectl(['get', 'ingressclass', 'nanoproxy'])).code, 1)
   })
 
-  it('stopping the cluster leaves no process, mount, interface, iptables chain, cgroup, sysctl change or directory behind', { timeout: 120_000 }, () => {
+  it('stopping the cluster leaves no process, mount, interface, iptables chain, cgroup, sysctl change or directory behind', { timeout: 120_000 }, (t) => {
     const state = cluster.startState
     cluster.stop()
+    t.diagnostic(cluster.logLines.filter((l) => l.startsWith('teardown')).join('; '))
     assert.deepEqual(leftovers(state), { processes: [], mounts: [], links: [], chains: [], cgroups: [], paths: [], sysctls: [] })
   })
 })

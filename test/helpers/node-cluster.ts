@@ -288,7 +288,7 @@ function teardown(state: State, log: (m: string) => void): void {
       sleepSync(100)
     }
   })
-  step('stop containerd shims', () => killAndWait(pidsMentioning(join(state.dir, 'containerd')), 5000))
+  step('stop containerd shims', () => killAndWait(pidsMentioning(join(state.dir, 'containerd.sock')), 5000))
   step('stop containerd', () => killAndWait([p.containerd].filter((x): x is number => !!x), 10_000))
   // The API server's graceful stop waits for open watches; its data goes anyway.
   step('stop kube-apiserver and etcd', () => killAndWait([p['kube-apiserver'], p.etcd].filter((x): x is number => !!x), 0, 'SIGKILL'))
@@ -476,8 +476,14 @@ export class NodeCluster {
   /** Start-up milestones in ms since start() began. */
   readonly timings: Record<string, number> = {}
   private state: State | undefined
-  private readonly logLines: string[] = []
+  /** What start() and stop() did, with timings. */
+  readonly logLines: string[] = []
   private readonly exitHook = (): void => this.stop()
+  // Interrupted (Ctrl-C, the test runner's timeout): clean up, then die of the signal.
+  private readonly signalHook = (signal: NodeJS.Signals): void => {
+    this.stop()
+    process.kill(process.pid, signal)
+  }
   private imageFiles: string[] = []
 
   private constructor(bin: string, images: Record<string, string>) {
@@ -551,6 +557,7 @@ export class NodeCluster {
     }
     if (this.state.cgroups.length > 0) throw new Error(`${this.state.cgroups.join(', ')} exist: another kubelet runs on this machine`)
     process.on('exit', this.exitHook)
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, this.signalHook)
     this.saveState()
     // A symlink to the binaries, for the stale-cluster clean-up (kube-proxy --cleanup).
     execFileSync('ln', ['-s', this.bin, join(this.dir, 'bin-link')])
@@ -841,6 +848,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
     if (!state) return
     this.state = undefined
     process.removeListener('exit', this.exitHook)
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.removeListener(sig, this.signalHook)
     if (process.env.NANOPROXY_KEEP_CLUSTER_LOGS) {
       const keep = mkdtempSync('/tmp/nanoproxy-node-logs-')
       run('cp', ['-r', join(state.dir, 'logs'), keep], { quiet: true })

@@ -138,7 +138,8 @@ APP_VERSION="$(sed -n 's/^appVersion: *"\{0,1\}\([^" ]*\)"\{0,1\} *$/\1/p' "$ROO
 NANOPROXY_NAME="localhost/nanoproxy:$APP_VERSION"
 # The build context is what .dockerignore lets in; all of it goes in the key.
 CONTEXT_KEY="$(cd "$ROOT" && {
-  printf '%s\n' "$BASE_KEY" "$NANOPROXY_NAME" build-v2
+  printf '%s\n' "$BASE_KEY" "$NANOPROXY_NAME"
+  sha256sum "$HERE/images.sh" # how it is built
   find Dockerfile .dockerignore package.json package-lock.json .npmrc tsconfig.json tsconfig.build.json bin src -type f -print0 \
     | sort -z | xargs -0 sha256sum
 } | sha)"
