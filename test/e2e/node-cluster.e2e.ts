@@ -52,7 +52,7 @@ describe('the one-node test cluster', { skip: skip && `needs a one-node cluster:
     await held.exited
     assert.ok(existsSync(LOCK), 'a killed process leaves its lock')
     assert.notDeepEqual(leftovers(held.state).processes, [])
-    const next = await NodeCluster.start()
+    const next = await NodeCluster.start({ images: ['echo'] })
     const state = next.startState
     try {
       // The new cluster runs on the same addresses; the killed one's
