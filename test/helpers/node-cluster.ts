@@ -6,9 +6,11 @@
 // can be pulled here); see test/k8s/README.md for the facts behind the
 // settings (cgroup v1, restrict_oom_score_adj...).
 //
-// Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544): the
-// bridge npt0 is 198.18.0.1/24 (the node's address, where the API server
-// and the DNS listen), pods get 198.18.0.0/24, Services 198.18.128.0/24.
+// Addresses come from the benchmarking range 198.18.0.0/15 (RFC 2544), from
+// its top end, away from the 198.18.0.x that ad-hoc network-namespace tests
+// pick first: the bridge npt0 is 198.19.240.1/24 (the node's address, where
+// the API server and the DNS listen), pods get 198.19.240.0/24, Services
+// 198.19.241.0/24. start() refuses to run if anything on the machine uses them.
 //
 // One cluster at a time (a lock directory holding the state of the running
 // one). The machine is left as it was found: stop() kills every process by
@@ -27,14 +29,16 @@ import { freePort } from './ports.ts'
 
 const ROOT = new URL('../../', import.meta.url).pathname
 export const NODE_NAME = 'nanoproxy-test-node'
-export const NODE_IP = '198.18.0.1'
+export const NODE_IP = '198.19.240.1'
 export const BRIDGE = 'npt0'
-export const POD_CIDR = '198.18.0.0/24'
-export const SERVICE_CIDR = '198.18.128.0/24'
+export const POD_CIDR = '198.19.240.0/24'
+export const SERVICE_CIDR = '198.19.241.0/24'
 const LOCK = '/run/lock/nanoproxy-node-cluster'
 const CGROUP_ROOT = '/sys/fs/cgroup'
 /** Paths the kubelet, containerd or the CNI plugins write to whatever their flags say. */
 const FIXED_PATHS = ['/var/log/containers', '/var/log/pods', '/var/lib/kubelet', '/run/containerd', '/var/lib/containerd', '/var/lib/cni', '/run/netns', '/var/run/netns', '/etc/cni', '/opt/cni', '/run/runc', '/var/run/kubernetes', '/etc/kubernetes']
+/** Of those, the ones other programs use too (`ip netns add`). */
+const SHARED_PATHS = ['/run/netns', '/var/run/netns']
 /** Sysctls the kubelet (kernel defaults), kube-proxy and the bridge plugin set. */
 const SYSCTLS = [
   'net/ipv4/ip_forward',
@@ -193,11 +197,12 @@ function mountPoints(): string[] {
     .map((l) => l.split(' ')[4]!.replace(/\\040/g, ' '))
 }
 
+/** containerd's pod network namespaces (named cni-<id>); others' are never touched. */
 function netnsFiles(): string[] {
   const out: string[] = []
   for (const d of ['/run/netns', '/var/run/netns']) {
     try {
-      for (const f of readdirSync(d)) out.push(join(d, f))
+      for (const f of readdirSync(d)) if (f.startsWith('cni-')) out.push(join(d, f))
     } catch {
       /* none */
     }
@@ -295,7 +300,7 @@ function teardown(state: State, log: (m: string) => void): void {
   step('stop leftovers', () => killAndWait(pidsMentioning(state.dir), 5000))
   step('unmount', () => {
     const newNetns = new Set(netnsFiles().filter((f) => !state.netns.includes(f)))
-    const ours = (m: string): boolean => m.startsWith(`${state.dir}/`) || newNetns.has(m) || FIXED_PATHS.some((f) => !state.paths.includes(f) && m.startsWith(`${f}/`))
+    const ours = (m: string): boolean => m.startsWith(`${state.dir}/`) || newNetns.has(m) || FIXED_PATHS.some((f) => !SHARED_PATHS.includes(f) && !state.paths.includes(f) && m.startsWith(`${f}/`))
     for (let i = 0; i < 5; i++) {
       const mounts = mountPoints().filter(ours).reverse()
       if (mounts.length === 0) break
@@ -319,7 +324,7 @@ function teardown(state: State, log: (m: string) => void): void {
   })
   step('iptables chains', () => removeNewChains(state.chains))
   step('conntrack entries', () => {
-    for (const flag of ['-s', '-d']) run('conntrack', ['-D', flag, '198.18.0.0/15'], { quiet: true })
+    for (const [flag, cidr] of [['-s', POD_CIDR], ['-d', POD_CIDR], ['-d', SERVICE_CIDR]] as const) run('conntrack', ['-D', flag, cidr], { quiet: true })
   })
   step('bridge', () => {
     if (state.bridge) run('ip', ['link', 'del', BRIDGE], { quiet: true })
@@ -331,6 +336,15 @@ function teardown(state: State, log: (m: string) => void): void {
     const mounts = mountPoints()
     for (const d of [state.dir, ...FIXED_PATHS.filter((f) => !state.paths.includes(f))]) {
       if (!existsSync(d)) continue
+      if (SHARED_PATHS.includes(d)) {
+        // Other tools make network namespaces too: removed only when empty.
+        try {
+          rmdirSync(d)
+        } catch {
+          /* not empty, or /var/run/netns is /run/netns */
+        }
+        continue
+      }
       if (mounts.some((m) => m === d || m.startsWith(`${d}/`))) {
         log(`teardown: ${d} still has mounts, left in place`)
         continue
@@ -355,13 +369,13 @@ export function leftovers(state: State): Leftovers {
   const newChains = iptablesChains()
   return {
     processes: [...Object.values(state.pids).filter(alive), ...pidsMentioning(state.dir)].map((pid) => `${pid} ${safeRead(`/proc/${pid}/cmdline`).replace(/\0/g, ' ')}`),
-    mounts: mountPoints().filter((m) => m.startsWith(state.dir) || (m.includes('/netns/') && !state.netns.includes(m)) || m.includes('kubelet') || m.includes('containerd')),
+    mounts: mountPoints().filter((m) => m.startsWith(state.dir) || (m.includes('/netns/cni-') && !state.netns.includes(m)) || m.includes('kubelet') || m.includes('containerd')),
     links: run('ip', ['-o', 'link', 'show'], { quiet: true })
       .split('\n')
       .filter((l) => l.includes(BRIDGE) || /: veth/.test(l)),
     chains: Object.entries(newChains).flatMap(([k, cs]) => cs.filter((c) => !(state.chains[k] ?? []).includes(c)).map((c) => `${k} ${c}`)),
     cgroups: cgroupDirs().filter((d) => !state.cgroups.includes(d)),
-    paths: [state.dir, ...FIXED_PATHS.filter((f) => !state.paths.includes(f))].filter((p) => existsSync(p)),
+    paths: [state.dir, ...FIXED_PATHS.filter((f) => !SHARED_PATHS.includes(f) && !state.paths.includes(f)), ...netnsFiles().filter((f) => !state.netns.includes(f))].filter((p) => existsSync(p)),
     sysctls: Object.entries(state.sysctls)
       .filter(([k, v]) => readSysctl(k) !== v)
       .map(([k, v]) => `${k}: ${readSysctl(k)} (was ${v})`),
@@ -568,6 +582,11 @@ export class NodeCluster {
     // The node's network: the bridge the CNI plugin attaches pods to, made
     // now with the gateway address so the API server and DNS can bind it.
     if (run('ip', ['-o', 'link', 'show', BRIDGE], { quiet: true }).trim()) throw new Error(`a network interface ${BRIDGE} already exists`)
+    const prefix = (cidr: string): string => cidr.replace(/0\/24$/, '')
+    const inUse = [...run('ip', ['-o', '-4', 'addr', 'show'], { quiet: true }).split('\n'), ...run('ip', ['-4', 'route', 'show', 'table', 'all'], { quiet: true }).split('\n')].filter((l) =>
+      [POD_CIDR, SERVICE_CIDR].some((c) => l.includes(` ${prefix(c)}`) || l.startsWith(prefix(c))),
+    )
+    if (inUse.length > 0) throw new Error(`the cluster's addresses (${POD_CIDR}, ${SERVICE_CIDR}) are in use on this machine:\n${inUse.join('\n')}`)
     run('ip', ['link', 'add', BRIDGE, 'type', 'bridge'])
     this.state.bridge = true
     this.saveState()
@@ -705,7 +724,7 @@ export class NodeCluster {
             // No masquerading: all traffic stays on this machine.
             ipMasq: false,
             hairpinMode: true,
-            ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: NODE_IP, rangeStart: '198.18.0.10' }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.dir, 'cni/ipam') },
+            ipam: { type: 'host-local', ranges: [[{ subnet: POD_CIDR, gateway: NODE_IP, rangeStart: POD_CIDR.replace(/0\/24$/, '10') }]], routes: [{ dst: '0.0.0.0/0' }], dataDir: join(this.dir, 'cni/ipam') },
           },
         ],
       }),
