@@ -524,9 +524,9 @@ export class NodeCluster {
     if (reason) throw new Error(`the node cluster cannot run here: ${reason}`)
     const env = { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` }
     const bin = execFileSync('bash', [join(ROOT, 'test/k8s/build.sh'), '--node'], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!
-    const imagesDir = execFileSync('bash', [join(ROOT, 'test/k8s/images.sh'), bin], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] }).trim().split('\n').at(-1)!
+    const list = execFileSync('bash', [join(ROOT, 'test/k8s/images.sh'), bin], { encoding: 'utf8', env, stdio: ['ignore', 'pipe', 'inherit'] })
     const images: Record<string, string> = {}
-    for (const line of readFileSync(join(imagesDir, 'images.txt'), 'utf8').split('\n').filter(Boolean)) {
+    for (const line of list.split('\n').filter((l) => /^\S+ \/\S+\.tar$/.test(l))) {
       const name = line.split(' ')[0]!
       images[name.includes('/pause:') ? 'pause' : name.includes('/echo:') ? 'echo' : 'nanoproxy'] = line
     }

@@ -19,8 +19,10 @@
 #
 # Every output is content-addressed on its inputs (binaries, Dockerfile,
 # build context, base image) and reused while they are unchanged.
-# Progress goes to stderr; the LAST line on stdout is the directory holding
-# the archives and `images.txt` (one "<image name> <archive file>" a line).
+# Progress goes to stderr; stdout is one "<image name> <archive file>" line
+# per image (nothing shared is written for it: several worktrees may use one
+# cache at once). An archive is kept while it has been used in the last 12
+# hours, so a run never deletes one another run is about to import.
 #
 # Usage: images.sh <directory of build.sh --node's binaries>
 # Environment: NANOPROXY_K8S_CACHE (cache root, as build.sh),
@@ -66,6 +68,10 @@ archive() { # <image name> <archive path>
 
 LIST="$TMP/images.txt"
 : >"$LIST"
+# Archives of `kind` other than `keep` that no run used for 12 hours.
+prune() { # <kind> <keep>
+  find "$OUT" -maxdepth 1 -name "$1-*.tar" ! -name "$(basename "$2")" -mmin +720 -delete
+}
 
 # --- the two Go programs: one static binary on an empty image -------------
 small_image() { # <program> <uid>
@@ -82,10 +88,11 @@ small_image() { # <program> <uid>
     "${BUILDAH[@]}" commit --quiet --rm "$c" "$name" >/dev/null
     archive "$name" "$file"
     "${BUILDAH[@]}" rmi "$name" >/dev/null
-    find "$OUT" -maxdepth 1 -name "$1-*.tar" ! -name "$(basename "$file")" -delete
   else
     log "$name: cached ($key)"
+    touch "$file"
   fi
+  prune "$1" "$file"
   printf '%s %s\n' "$name" "$file" >>"$LIST"
 }
 small_image pause 65535
@@ -166,12 +173,12 @@ else
     --secret "id=npm_ca,src=$CA" --volume "$TMP/home:/root" --tag "$NANOPROXY_NAME" --file "$ROOT/Dockerfile" "$ROOT" >&2
   archive "$NANOPROXY_NAME" "$NANOPROXY_FILE"
   "${BUILDAH[@]}" rmi "$NANOPROXY_NAME" >/dev/null
-  find "$OUT" -maxdepth 1 -name 'nanoproxy-*.tar' ! -name "$(basename "$NANOPROXY_FILE")" -delete
   log "$NANOPROXY_NAME: built in $((SECONDS - start))s ($(du -h "$NANOPROXY_FILE" | cut -f1))"
 fi
+touch "$NANOPROXY_FILE"
+prune nanoproxy "$NANOPROXY_FILE"
 printf '%s %s\n' "$NANOPROXY_NAME" "$NANOPROXY_FILE" >>"$LIST"
 
 # Images that buildah left without a name (the Dockerfile's stages).
 "${BUILDAH[@]}" rmi --prune >/dev/null 2>&1 || true
-mv -f "$LIST" "$OUT/images.txt"
-echo "$OUT"
+cat "$LIST"
