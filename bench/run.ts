@@ -10,6 +10,8 @@
 // run, and requests per proxy CPU-second.
 //
 // Usage: npm run bench [-- --rounds N --duration S --only small,ws --quick]
+// `--only cluster` runs the controller at cluster scale against a real
+// kube-apiserver instead (bench/cluster-scale.ts; `--sizes 1000,10000`).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -33,6 +35,7 @@ const { values: args } = parseArgs({
     duration: { type: 'string', default: '5' },
     only: { type: 'string' },
     quick: { type: 'boolean', default: false },
+    sizes: { type: 'string', default: '1000,10000' },
   },
 })
 const ROUNDS = Number(args.rounds)
@@ -175,10 +178,17 @@ const work = mkdtempSync(join(tmpdir(), 'nanoproxy-bench-'))
 chmodSync(work, 0o755)
 
 async function main(): Promise<void> {
-  ensureTools()
+  // The cluster scenario needs none of the peer proxies or wrk.
+  if (!(ONLY?.size === 1 && ONLY.has('cluster'))) ensureTools()
   // NanoProxy runs compiled, as in the image: `npm run build`, then
   // bin/nanoproxy with NANOPROXY_DIST=1 runs dist/ (see bin/nanoproxy).
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' })
+  if (ONLY?.has('cluster')) {
+    const { runClusterBench } = await import('./cluster-scale.ts')
+    reportCluster(await runClusterBench(args.sizes.split(',').map(Number)))
+    ONLY.delete('cluster')
+    if (ONLY.size === 0) return
+  }
   const nginxBin = have('nginx') ? 'nginx' : '/usr/sbin/nginx'
   const haproxyBin = have('haproxy') ? 'haproxy' : '/usr/sbin/haproxy'
 
@@ -476,6 +486,18 @@ function report(results: Map<string, Record<string, number>[]>, extras: Record<s
   writeFileSync(join(dir, `${stamp}.json`), JSON.stringify({ conditions, results: Object.fromEntries(results), medians: table, extras }, null, 2))
   writeFileSync(join(dir, `${stamp}.md`), md)
   writeFileSync(join(dir, 'latest.md'), md)
+  process.stdout.write(md)
+}
+
+function reportCluster(figures: Record<string, number>): void {
+  const fmt = (v: number): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : '-')
+  const when = new Date().toISOString()
+  const md = `Conditions: ${when}; cluster scenario (bench/cluster-scale.ts), real kube-apiserver + etcd on this machine, unpinned; Node ${process.version}\n\n| metric | value |\n|---|---|\n${Object.entries(figures)
+    .map(([k, v]) => `| ${k} | ${fmt(v)} |`)
+    .join('\n')}\n`
+  const dir = join(ROOT, 'bench/results')
+  mkdirSync(dir, { recursive: true })
+  writeFileSync(join(dir, `cluster-${when.replace(/[:.]/g, '-')}.md`), md)
   process.stdout.write(md)
 }
 

@@ -9,9 +9,13 @@ import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
+import { podIdentity } from '../controller/replica-peers.ts'
 import { createLogger, exitAfterLogs } from '../log.ts'
 import { listen } from '../proxy/server.ts'
 import { VERSION } from '../version.ts'
+
+/** Longest the shutdown waits for the Ingress status to be cleared. */
+const STATUS_ON_SHUTDOWN_LIMIT_MS = 10_000
 
 export async function runController(options: { config?: string | undefined }, env: Record<string, string | undefined>): Promise<void> {
   const settings = readControllerSettings(env)
@@ -51,7 +55,15 @@ export async function runController(options: { config?: string | undefined }, en
   const stop = (signal: NodeJS.Signals): void => {
     log.info({ signal }, 'shutting down')
     health.close()
-    void controller.stop().then(() => exitAfterLogs(0))
+    void (async () => {
+      await controller.stop()
+      if (settings.updateStatusOnShutdown) {
+        // Bounded: the pod's grace period must not run out on a slow API server.
+        const limit = new Promise<void>((r) => setTimeout(r, STATUS_ON_SHUTDOWN_LIMIT_MS).unref())
+        await Promise.race([controller.clearStatusIfLastReplica(podIdentity(env)).catch((err: unknown) => log.warn({ err }, 'clearing ingress status failed')), limit])
+      }
+      exitAfterLogs(0)
+    })()
   }
   process.once('SIGTERM', stop)
   process.once('SIGINT', stop)

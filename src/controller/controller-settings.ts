@@ -23,6 +23,8 @@ export interface ControllerSettings extends TranslateOptions {
   port: number
   namespace: string | undefined
   publish: PublishSettings
+  /** Clear the published Ingress status when the last replica shuts down (UPDATE_STATUS_ON_SHUTDOWN). */
+  updateStatusOnShutdown: boolean
   debug: boolean
 }
 
@@ -36,6 +38,8 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     problems.push(`PUBLISH_SERVICE=${JSON.stringify(publishService)} is not valid: expected namespace/name`)
   }
   const addresses = (env.PUBLISH_ADDRESS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
+  const onShutdown = (env.UPDATE_STATUS_ON_SHUTDOWN ?? '').trim().toLowerCase()
+  if (!['', 'true', 'false'].includes(onShutdown)) problems.push(`UPDATE_STATUS_ON_SHUTDOWN=${JSON.stringify(env.UPDATE_STATUS_ON_SHUTDOWN)} is not valid: expected true or false`)
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
@@ -44,6 +48,7 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     port,
     namespace: env.WATCH_NAMESPACE || undefined,
     publish: { service: publishService, addresses },
+    updateStatusOnShutdown: onShutdown !== 'false',
     debug: (env.DEBUG ?? '') !== '',
   }
 }

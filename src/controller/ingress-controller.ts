@@ -1,5 +1,7 @@
 // The controller loop: caches kept current by watches, and on any change
-// (after a short debounce) translate → write → report → update status.
+// that matters (after a bounded debounce) translate → write → report. Ingress
+// status has its own loop (status-updater.ts), told after each rebuild and on
+// each event; config never waits for it.
 //
 // Nothing is written before every cache has completed its first list: a
 // controller that restarts must not hand the proxy an empty config just
@@ -7,11 +9,15 @@
 
 import { CoreV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../log.ts'
-import { serializeConfig, writeIfChanged } from './config-writer.ts'
+import { serializeConfigJson, writeIfChanged } from './config-writer.ts'
+import { ChangeFilter } from './change-filter.ts'
+import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
-import type { Ingress, IngressClass, Service, TranslateOptions } from './snapshot.ts'
-import { StatusUpdater, type PublishSettings } from './status-updater.ts'
+import { keyOf, type Ingress, type IngressClass, type Service, type TranslateOptions } from './snapshot.ts'
+import { ingressStatusClient } from './ingress-status-client.ts'
+import { otherReadyReplicas, type PodIdentity } from './replica-peers.ts'
+import { StatusUpdater, type IngressStatusApi, type PublishSettings } from './status-updater.ts'
 import { translate } from './translate.ts'
 
 export interface ControllerOptions extends TranslateOptions {
@@ -22,9 +28,19 @@ export interface ControllerOptions extends TranslateOptions {
   /** Only this namespace's Ingresses and Services; undefined for all. */
   namespace?: string | undefined
   publish: PublishSettings
+  /** Quiet time after the last change before a rebuild (200 ms). */
   debounceMs?: number
+  /** Longest a change waits for its rebuild while changes keep coming (1 s). */
+  maxDelayMs?: number
   resyncMs?: number
+  clock?: Clock
 }
+
+/** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
+export const DEBOUNCE_MS = 200
+export const MAX_DELAY_MS = 1000
+/** Status patches in flight at most (ingress-nginx uses 10). */
+const STATUS_CONCURRENCY = 10
 
 export class IngressController {
   private readonly opts: ControllerOptions
@@ -33,7 +49,10 @@ export class IngressController {
   private readonly services: ResourceWatcher<Service>
   private readonly events: EventRecorder
   private readonly status: StatusUpdater
-  private timer: NodeJS.Timeout | undefined
+  private readonly debouncer: Debouncer
+  private readonly filter: ChangeFilter
+  /** Keys of the Ingresses the last translation found ours, for the status loop. */
+  private owned: ReadonlySet<string> = new Set()
   private running: Promise<void> | undefined
   private again = false
   /** Set after the first config write: the readiness signal. */
@@ -45,14 +64,28 @@ export class IngressController {
     const { kubeConfig, log, namespace, resyncMs } = opts
     const net = kubeConfig.makeApiClient(NetworkingV1Api)
     const core = kubeConfig.makeApiClient(CoreV1Api)
-    const onChange = (): void => this.schedule()
+    this.debouncer = new Debouncer(() => void this.rebuild(), {
+      quietMs: opts.debounceMs ?? DEBOUNCE_MS,
+      maxWaitMs: opts.maxDelayMs ?? MAX_DELAY_MS,
+      clock: opts.clock,
+    })
+    this.filter = new ChangeFilter(opts.controllerName)
+    const onChange = (relevant: boolean): void => {
+      if (relevant) this.schedule()
+    }
     const ns = namespace ? `/namespaces/${namespace}` : ''
     this.ingresses = new ResourceWatcher<Ingress>({
       kind: 'ingresses',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant, key) => {
+        onChange(relevant)
+        // Status looks at this one Ingress again (someone may have changed
+        // its status); a rebuild makes it look at all of them.
+        if (key !== undefined && this.written && !relevant) this.status.schedule([key])
+      },
       resyncMs,
+      matters: (old, next) => this.filter.ingressMatters(old, next),
       list: () => (namespace ? net.listNamespacedIngress({ namespace }) : net.listIngressForAllNamespaces()) as Promise<{ items: Ingress[] }>,
       watchPath: `/apis/networking.k8s.io/v1${ns}/ingresses`,
     })
@@ -69,13 +102,28 @@ export class IngressController {
       kind: 'services',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant, key) => {
+        onChange(relevant)
+        // The publish Service's status is what Ingress status copies.
+        if (key !== undefined && key === opts.publish.service && this.written) this.status.schedule()
+      },
       resyncMs,
+      matters: (old, next) => this.filter.serviceMatters(old, next),
       list: () => (namespace ? core.listNamespacedService({ namespace }) : core.listServiceForAllNamespaces()) as Promise<{ items: Service[] }>,
       watchPath: `/api/v1${ns}/services`,
     })
     this.events = new EventRecorder(kubeConfig, log)
-    this.status = new StatusUpdater(kubeConfig, log, opts.publish)
+    this.status = new StatusUpdater({
+      api: ingressStatusClient(kubeConfig, STATUS_CONCURRENCY) ?? (net as unknown as IngressStatusApi),
+      concurrency: STATUS_CONCURRENCY,
+      log,
+      publish: opts.publish,
+      source: {
+        owned: () => this.owned,
+        ingress: (key) => this.ingresses.get(key),
+        services: () => this.services.list(),
+      },
+    })
   }
 
   start(): void {
@@ -85,11 +133,45 @@ export class IngressController {
   }
 
   async stop(): Promise<void> {
-    clearTimeout(this.timer)
+    this.debouncer.cancel()
     this.ingresses.stop()
     this.classes.stop()
     this.services.stop()
     await this.running
+    await this.status.stop()
+  }
+
+  /**
+   * On shutdown (after stop()): clear the Ingress status this controller
+   * published, if no other replica is left to serve it. `me` is this pod;
+   * without it, or when the pods cannot be read, nothing is cleared: a
+   * status left behind is better than an Ingress without an address while
+   * other replicas still serve it.
+   */
+  async clearStatusIfLastReplica(me: PodIdentity | undefined): Promise<void> {
+    const { log } = this.opts
+    if (!this.written) return
+    if (!me) {
+      log.info('not running in a pod (no POD_NAME/POD_NAMESPACE): ingress status left as it is')
+      return
+    }
+    try {
+      const others = await otherReadyReplicas(this.opts.kubeConfig.makeApiClient(CoreV1Api), me)
+      if (others.length > 0) {
+        log.info({ replicas: others }, 'other replicas are running: ingress status left to them')
+        return
+      }
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'cannot tell whether other replicas are running: ingress status left as it is')
+      return
+    }
+    const cleared = await this.status.clearPublished()
+    log.info({ ingresses: cleared }, 'last replica: ingress status cleared')
+  }
+
+  /** Counters of the status loop (for logs and tests). */
+  get statusStats(): StatusUpdater['stats'] {
+    return this.status.stats
   }
 
   /** Consecutive failures of each watch (0 when healthy), for /readyz. */
@@ -102,10 +184,13 @@ export class IngressController {
     return this.ingresses.synced && this.classes.synced && this.services.synced
   }
 
-  /** Coalesces bursts of changes (a `kubectl apply` of many objects) into one rebuild. */
+  /**
+   * Coalesces bursts of changes (a `kubectl apply` of many objects) into one
+   * rebuild, without letting a steady stream of changes hold it back for
+   * more than the debounce's maximum.
+   */
   private schedule(): void {
-    clearTimeout(this.timer)
-    this.timer = setTimeout(() => void this.rebuild(), this.opts.debounceMs ?? 200)
+    this.debouncer.trigger()
   }
 
   private async rebuild(): Promise<void> {
@@ -130,9 +215,12 @@ export class IngressController {
     const { log, configFile } = this.opts
     const ingresses = this.ingresses.list()
     const services = this.services.list()
+    const ingressClasses = this.classes.list()
     const started = performance.now()
-    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses: this.classes.list(), services }, this.opts)
-    const changed = await writeIfChanged(configFile, serializeConfig(config))
+    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, this.opts)
+    this.filter.rebuilt(ingressClasses, owned)
+    const changed = await writeIfChanged(configFile, serializeConfigJson(config))
+    if (!changed) log.debug({ duration_ms: Math.round((performance.now() - started) * 100) / 100 }, 'config unchanged')
     if (changed) {
       this.writes++
       log.info(
@@ -147,7 +235,8 @@ export class IngressController {
       )
     }
     this.written = true
+    this.owned = new Set(owned.map((i) => keyOf(i.metadata)))
+    this.status.schedule()
     await this.events.report(diagnostics, ingresses)
-    await this.status.update(owned, ingresses, services)
   }
 }

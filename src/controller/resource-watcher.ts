@@ -30,7 +30,17 @@ export interface ResourceWatcherOptions<T> {
   list: () => Promise<ListResult<T>>
   /** API path to watch, e.g. /apis/networking.k8s.io/v1/ingresses. */
   watchPath: string
-  onChange: () => void
+  /**
+   * Called after the cache changed. `relevant` is what `matters` said of
+   * the change (always true after a list): false when it cannot change the
+   * config, so no rebuild is needed.
+   */
+  onChange: (relevant: boolean, key: string | undefined) => void
+  /**
+   * Whether a change from `old` to `next` (either undefined for an addition
+   * or a deletion) can change the config. Without it every change can.
+   */
+  matters?: ((old: T | undefined, next: T | undefined) => boolean) | undefined
   log: Logger
   resyncMs?: number
   /** Server-side watch timeout (the API server closes the watch after this). */
@@ -43,7 +53,7 @@ interface KubeObjectLike {
 }
 
 export class ResourceWatcher<T extends KubeObjectLike> {
-  private readonly opts: Required<ResourceWatcherOptions<T>>
+  private readonly opts: Required<Omit<ResourceWatcherOptions<T>, 'matters'>> & Pick<ResourceWatcherOptions<T>, 'matters'>
   private readonly items = new Map<string, T>()
   private resourceVersion: string | undefined
   private stopped = false
@@ -69,6 +79,11 @@ export class ResourceWatcher<T extends KubeObjectLike> {
   /** The objects as last seen, in no particular order. */
   list(): T[] {
     return [...this.items.values()]
+  }
+
+  /** One object by `namespace/name` as last seen. */
+  get(key: string): T | undefined {
+    return this.items.get(key)
   }
 
   start(): void {
@@ -116,7 +131,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
     const result = await this.opts.list()
     this.items.clear()
     for (const item of result.items) {
-      if (item.metadata) this.items.set(keyOf(item.metadata), item)
+      if (item.metadata) this.items.set(keyOf(item.metadata), slim(item))
     }
     this.resourceVersion = result.metadata?.resourceVersion
     this.needList = false
@@ -124,7 +139,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
     this.synced = true
     this.opts.log.debug({ kind: this.opts.kind, count: this.items.size, resource_version: this.resourceVersion }, 'listed')
     if (first) this.opts.log.info({ kind: this.opts.kind, count: this.items.size }, 'initial list complete')
-    this.opts.onChange()
+    this.opts.onChange(true, undefined)
   }
 
   /** One watch request, from the current resourceVersion until it ends. */
@@ -165,13 +180,17 @@ export class ResourceWatcher<T extends KubeObjectLike> {
 
   private onEvent(phase: string, obj: T & { code?: number; message?: string }): void {
     const rv = obj.metadata?.resourceVersion
+    const key = obj.metadata ? keyOf(obj.metadata) : undefined
+    const old = key === undefined ? undefined : this.items.get(key)
+    let next: T | undefined
     switch (phase) {
       case 'ADDED':
       case 'MODIFIED':
-        if (obj.metadata) this.items.set(keyOf(obj.metadata), obj)
+        next = obj
+        if (key !== undefined) this.items.set(key, slim(obj))
         break
       case 'DELETED':
-        if (obj.metadata) this.items.delete(keyOf(obj.metadata))
+        if (key !== undefined) this.items.delete(key)
         break
       case 'BOOKMARK':
         if (rv) this.resourceVersion = rv
@@ -185,7 +204,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
         return
     }
     if (rv) this.resourceVersion = rv
-    this.opts.onChange()
+    this.opts.onChange(this.opts.matters?.(old, next) ?? true, key)
   }
 
   private sleep(ms: number): Promise<void> {
@@ -197,6 +216,17 @@ export class ResourceWatcher<T extends KubeObjectLike> {
       }
     })
   }
+}
+
+/**
+ * Drops `metadata.managedFields` (server-side apply bookkeeping, often the
+ * largest part of a small object) before caching: nothing here reads it,
+ * and at 10,000 Ingresses it is tens of megabytes. controller-runtime's
+ * caches do the same (cache.TransformStripManagedFields).
+ */
+function slim<T extends KubeObjectLike>(obj: T): T {
+  if (obj.metadata && 'managedFields' in obj.metadata) delete (obj.metadata as { managedFields?: unknown }).managedFields
+  return obj
 }
 
 function errorSummary(err: unknown): string {

@@ -13,6 +13,17 @@ export interface ObjectMeta {
   resourceVersion?: string
 }
 
+/**
+ * One entry of `status.loadBalancer.ingress`: Service (core/v1
+ * LoadBalancerIngress) and Ingress (networking.k8s.io/v1
+ * IngressLoadBalancerIngress) share these fields.
+ */
+export interface LoadBalancerIngress {
+  ip?: string
+  hostname?: string
+  ports?: { port: number; protocol: string; error?: string }[]
+}
+
 export interface ServiceBackendPort {
   name?: string
   number?: number
@@ -44,7 +55,7 @@ export interface Ingress {
     rules?: IngressRule[]
     tls?: { hosts?: string[]; secretName?: string }[]
   }
-  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } }
+  status?: { loadBalancer?: { ingress?: LoadBalancerIngress[] } }
 }
 
 export interface IngressClass {
@@ -59,7 +70,7 @@ export interface Service {
   kind?: string
   metadata: ObjectMeta
   spec?: { ports?: { name?: string; port: number; protocol?: string }[]; type?: string }
-  status?: { loadBalancer?: { ingress?: { ip?: string; hostname?: string }[] } }
+  status?: { loadBalancer?: { ingress?: LoadBalancerIngress[] } }
 }
 
 /** Everything the translation looks at, as of one moment. */

@@ -47,7 +47,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   const classes = new IngressClassIndex(snapshot.ingressClasses, options.controllerName)
   const services = new Map<string, Service>(snapshot.services.map((s) => [keyOf(s.metadata), s]))
   // Oldest first: the first claim on a host+path wins a conflict, deterministically.
-  const owned = snapshot.ingresses.filter((i) => classes.classOf(i) !== undefined).sort(byAge)
+  const owned = byAge(snapshot.ingresses.filter((i) => classes.classOf(i) !== undefined))
 
   const diagnostics: Diagnostic[] = []
   const upstreams = new Map<string, UpstreamConfig>()
@@ -230,10 +230,12 @@ function resolveBackend(
   return { service: svc.name, port: match.port }
 }
 
-function byAge(a: Ingress, b: Ingress): number {
-  const ta = time(a.metadata.creationTimestamp)
-  const tb = time(b.metadata.creationTimestamp)
-  return ta - tb || compare(keyOf(a.metadata), keyOf(b.metadata))
+/** Oldest first, then by namespace/name. Sort keys computed once: parsing a timestamp per comparison cost most of a rebuild at 10,000 Ingresses. */
+function byAge(ingresses: Ingress[]): Ingress[] {
+  return ingresses
+    .map((ingress) => ({ ingress, t: time(ingress.metadata.creationTimestamp), key: keyOf(ingress.metadata) }))
+    .sort((a, b) => a.t - b.t || compare(a.key, b.key))
+    .map((e) => e.ingress)
 }
 
 function time(t: Date | string | undefined): number {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseConfig, parseWithPositions } from '../../src/config/load.ts'
+import type { ProxyConfig } from '../../src/config/schema.ts'
+import { serializeConfig, serializeConfigJson } from '../../src/controller/config-writer.ts'
 import { ConfigError } from '../../src/errors.ts'
 
 function problems(text: string): string[] {
@@ -141,5 +143,47 @@ rules:
     for (let i = 0; i < 10_000; i++) text += `  - {upstream: a, host: h${i}.example, path: /p${i}}\n`
     assert.equal(parseConfig(text).rules.length, 10_000)
     assert.deepEqual(problems(text + '  - {upstream: b}\n'), ['c.yaml:10003:16: rule 10001 names upstream "b", which is not defined (upstreams: "a")'])
+  })
+
+  describe('the JSON file the controller writes', () => {
+    const config: ProxyConfig = {
+      upstreams: [
+        { name: 'shop/web:80', host: 'web.shop.svc.cluster.local', port: 80, scheme: 'http', noHostRewrite: false },
+        { name: 'shop/api:8443/https', host: 'api.shop.svc.cluster.local', port: 8443, scheme: 'https', noHostRewrite: false },
+      ],
+      rules: [
+        { upstream: 'shop/api:8443/https', path: '/api', host: 'shop.example.com', matchMode: 'pathPrefix', stripPath: true },
+        { upstream: 'shop/web:80', path: '/', host: '', matchMode: 'prefix', stripPath: false },
+      ],
+    }
+
+    it('is read as the same config as its YAML form, on the fast and on the careful path', () => {
+      const json = serializeConfigJson(config)
+      assert.match(json, /^# Written by the NanoProxy ingress controller/)
+      assert.deepEqual(parseConfig(json), config)
+      assert.deepEqual(parseWithPositions(json, 'f'), config)
+      assert.deepEqual(parseConfig(serializeConfig(config)), config)
+      assert.deepEqual(parseConfig(serializeConfigJson({ upstreams: [], rules: [] })), { upstreams: [], rules: [] })
+    })
+
+    it('has one upstream or rule per line', () => {
+      const lines = serializeConfigJson(config).split('\n')
+      assert.equal(lines.filter((l) => l.includes('"upstream":')).length, 2)
+      assert.ok(lines.some((l) => l.trim() === '{"upstream":"shop/web:80","path":"/","host":"","matchMode":"prefix","stripPath":false}'))
+    })
+
+    it('reports a problem with its line and column, as in a YAML file', () => {
+      const broken = serializeConfigJson(config).replace('"matchMode":"prefix"', '"matchMode":"regex"')
+      assert.deepEqual(problems(broken), [
+        'c.yaml:10:64: rule 2 field "matchMode": "regex" is not valid for matchMode; expected one of prefix, exact, pathPrefix',
+      ])
+      const [syntax] = problems(serializeConfigJson(config).replace('"rules": [', '"rules": [[,'))
+      assert.match(syntax ?? '', /^c\.yaml:8:\d+: /)
+    })
+
+    it('is judged as YAML when written by hand: duplicate keys are rejected', () => {
+      assert.deepEqual(problems('{"rules": [], "rules": []}\n'), ['c.yaml:1:15: Map keys must be unique'])
+      assert.deepEqual(parseConfig('# by hand\n{"upstreams": [{"name": "a", "host": "a"}], "rules": [{"upstream": "a"}]}\n').rules.length, 1)
+    })
   })
 })

@@ -325,6 +325,101 @@ describe('the ingress controller', () => {
     await until((s) => s.length === 0)
   })
 
+  it('clears the status it published when the last replica stops, and leaves it while another replica is Ready', async () => {
+    // A second controller, of its own class, as the pod `np-a` of a Deployment whose pods carry app=np-second.
+    const ns = 'lastreplica'
+    const core = cluster.adminConfig.makeApiClient(CoreV1Api)
+    const net = cluster.adminConfig.makeApiClient(NetworkingV1Api)
+    await cluster.apply([
+      namespace(ns),
+      service(ns, 'web', [{ port: 80 }]),
+      { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'second' }, spec: { controller: 'example.com/second' } } as KubernetesObject,
+    ])
+    await cluster.apply([ingress(ns, 'site', [{ host: 'site.lastreplica.test', paths: [{ path: '/', service: 'web', port: 80 }] }], { className: 'second' })])
+    const pod = async (name: string, ready: boolean) => {
+      await cluster.apply([{ apiVersion: 'v1', kind: 'Pod', metadata: { name, namespace: 'nanoproxy', labels: { app: 'np-second', 'pod-template-hash': name } }, spec: { containers: [{ name: 'c', image: 'x' }] } } as KubernetesObject])
+      await core.patchNamespacedPodStatus(
+        { name, namespace: 'nanoproxy', body: { status: { conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      )
+    }
+    await pod('np-a', true)
+    await pod('np-b', true)
+    const statusOf = async () => JSON.stringify((await net.readNamespacedIngressStatus({ name: 'site', namespace: ns })).status?.loadBalancer?.ingress ?? [])
+    const start = () =>
+      startProxy({
+        args: ['controller', '-c', join(tempDir(), 'second.yaml')],
+        env: { KUBECONFIG: controllerKubeconfig, CONTROLLER_NAME: 'example.com/second', PUBLISH_ADDRESS: '192.0.2.50', POD_NAME: 'np-a', POD_NAMESPACE: 'nanoproxy', PORT: '0' },
+        noWait: true,
+      })
+    const untilStatus = async (want: string) => {
+      const started = Date.now()
+      while ((await statusOf()) !== want) {
+        if (Date.now() - started > 5000) assert.fail(`status is ${await statusOf()}, want ${want}`)
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    }
+    let second = await start()
+    await untilStatus('[{"ip":"192.0.2.50"}]')
+    assert.equal((await second.stop()).code, 0)
+    assert.ok(second.logs.some((l) => l.msg === 'other replicas are running: ingress status left to them'))
+    assert.equal(await statusOf(), '[{"ip":"192.0.2.50"}]', 'np-b still serves: the address stays')
+    // np-b goes away (its replacement is not Ready yet): np-a is the last one.
+    await cluster.delete({ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'np-b', namespace: 'nanoproxy' } })
+    await pod('np-c', false)
+    second = await start()
+    await second.waitForLog((l) => l.msg === 'config written')
+    assert.equal((await second.stop()).code, 0)
+    assert.equal(await statusOf(), '[]')
+    assert.ok(second.logs.some((l) => l.msg === 'last replica: ingress status cleared' && l.ingresses === 1))
+  })
+
+  it('makes a change live while another Service changes every 100 ms: the debounce has a ceiling', async () => {
+    // `noisy` is the backend of one of our Ingresses (a Service no Ingress
+    // names would not even start a rebuild): each port change is a change.
+    const ns = 'churn'
+    await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'noisy', [{ name: 'http', port: 1000 }])])
+    await cluster.apply([ingress(ns, 'noisy', [{ host: 'noisy.churn.test', paths: [{ path: '/', service: 'noisy', port: 'http' }] }])])
+    await waitForConfig(hasHost('noisy.churn.test'), 'the noisy Ingress')
+    let stop = false
+    const churn = (async () => {
+      for (let port = 1001; !stop; port++) {
+        await cluster.apply([service(ns, 'noisy', [{ name: 'http', port }])])
+        await new Promise((r) => setTimeout(r, 100))
+      }
+    })()
+    try {
+      await new Promise((r) => setTimeout(r, 1500)) // the churn is under way
+      const started = Date.now()
+      await cluster.apply([ingress(ns, 'live', [{ host: 'live.churn.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
+      // A debounce without a ceiling would wait for the churn to stop (never, here).
+      await waitForConfig(hasHost('live.churn.test'), 'the Ingress applied during the churn', 5000)
+      const took = Date.now() - started
+      assert.ok(took < 2000, `took ${took} ms`)
+    } finally {
+      stop = true
+      await churn
+    }
+  })
+
+  it('does not rebuild for a Service no Ingress of ours names, nor for status changes', async () => {
+    const ns = 'quiet'
+    await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'bystander', [{ port: 1 }])])
+    await cluster.apply([ingress(ns, 'site', [{ host: 'site.quiet.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
+    await waitForConfig(hasHost('site.quiet.test'), 'the Ingress')
+    await new Promise((r) => setTimeout(r, 1500)) // its status write and echo settle
+    const seen = controller.logs.length
+    for (let port = 2; port < 7; port++) await cluster.apply([service(ns, 'bystander', [{ port }])])
+    const net = cluster.adminConfig.makeApiClient(NetworkingV1Api)
+    await net.patchNamespacedIngress(
+      { name: 'site', namespace: ns, body: { metadata: { labels: { team: 'a' } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    )
+    await new Promise((r) => setTimeout(r, 1500))
+    const rebuilds = controller.logs.slice(seen).filter((l) => l.msg === 'rebuilt' || l.msg === 'config written' || l.msg === 'config unchanged')
+    assert.deepEqual(rebuilds, [])
+  })
+
   it('removes the rules of a deleted Ingress', async () => {
     const ns = 'deletions'
     await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }])])
