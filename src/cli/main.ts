@@ -19,7 +19,8 @@ Options:
   -v, --version       show the version
 
 Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60),
-  SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, TLS_SKIP_VERIFY, CONFIG_B64,
+  SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, HTTPS_PORT (8443 with
+  certificates), HTTPS_REDIRECT_PORT (443), TLS_SKIP_VERIFY, CONFIG_B64,
   CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (off to disable),
   LOG_LEVEL (info).
 See docs/configuration.md.

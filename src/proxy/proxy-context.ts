@@ -17,6 +17,34 @@ export interface RoutingState {
   readonly config: ProxyConfig
   readonly table: RouteTable
   readonly upstreams: ReadonlyMap<string, Upstream>
+  /** Hosts with a certificate of their own (exact names, `.suffix` for wildcards): plain HTTP to them is redirected. */
+  readonly tlsHosts: TlsHosts
+}
+
+/** The host names the config's certificates cover. */
+export class TlsHosts {
+  private readonly exact = new Set<string>()
+  private readonly wildcard = new Set<string>()
+
+  constructor(config: ProxyConfig) {
+    for (const cert of config.certificates ?? []) {
+      for (const host of cert.hosts) {
+        if (host.startsWith('*.')) this.wildcard.add(host.slice(1))
+        else this.exact.add(host)
+      }
+    }
+  }
+
+  get empty(): boolean {
+    return this.exact.size === 0 && this.wildcard.size === 0
+  }
+
+  /** Whether `host` (lower-case, no port) has a certificate: exact, or `*.` one label up. */
+  covers(host: string): boolean {
+    if (this.exact.has(host)) return true
+    const dot = host.indexOf('.')
+    return dot > 0 && this.wildcard.has(host.slice(dot))
+  }
 }
 
 export class ProxyContext {
@@ -49,7 +77,7 @@ export class ProxyContext {
 
   private buildState(config: ProxyConfig): RoutingState {
     const table = new RouteTable(config, { rawPaths: this.settings.rawPaths })
-    return { config, table, upstreams: this.pools.update(config.upstreams) }
+    return { config, table, upstreams: this.pools.update(config.upstreams), tlsHosts: new TlsHosts(config) }
   }
 
   /** The running config as YAML, for `/.nanoproxy/config` (DEBUG only; the YAML writer is loaded on first use). */

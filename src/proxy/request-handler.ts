@@ -17,6 +17,7 @@ import type { ProxyContext } from './proxy-context.ts'
 import { tunnelableUpgrade } from './upgrade-policy.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 const CONFIG_PATH = '/.nanoproxy/config'
 const PLAIN_TEXT = ['content-type', 'text/plain; charset=utf-8']
 const YAML_TEXT = ['content-type', 'text/yaml; charset=utf-8']
@@ -147,7 +148,8 @@ export class RequestHandler {
 
     if (!upgrade && path !== undefined && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
 
-    const route = table.match(routingHost(authority), path, rawPath)
+    const host = routingHost(authority)
+    const route = table.match(host, path, rawPath)
     if (route === undefined) {
       if (pathError !== undefined) {
         this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${pathError.message}: ${JSON.stringify(target.slice(0, 100))}`))
@@ -155,6 +157,21 @@ export class RequestHandler {
       }
       if (ctx.settings.debug) ctx.log.debug({ host: authority, path }, 'no matching rule')
       this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`))
+      return
+    }
+    // Plain HTTP to a host that has a certificate: 308 to https, same host,
+    // path and query (308 keeps the method and body, RFC 9110 §15.4.9).
+    // Never for the ACME HTTP-01 challenge path: cert-manager's solver must
+    // answer it on port 80 (RFC 8555 §8.3), and before the first certificate
+    // is issued there is nothing to redirect to.
+    if (
+      conn.proto === 'http' &&
+      !state.tlsHosts.empty &&
+      state.tlsHosts.covers(host) &&
+      state.config.rules[route.index]?.sslRedirect !== false &&
+      !(path ?? rawPath).startsWith(ACME_CHALLENGE_PREFIX)
+    ) {
+      this.redirectToHttps(conn, head, started, host, pathAndQuery)
       return
     }
     const routedPath = route.raw ? rawPath : path!
@@ -214,6 +231,17 @@ export class RequestHandler {
       return true
     }
     return false
+  }
+
+  private redirectToHttps(conn: ClientConnection, head: RequestHead, started: number, host: string, pathAndQuery: string): void {
+    const port = this.ctx.settings.httpsRedirectPort
+    const location = `https://${host}${port === 443 ? '' : `:${port}`}${pathAndQuery}`
+    // A small unread body is skipped by the connection, as after an error.
+    const closing = mustClose(head) || this.ctx.draining
+    const body = `Redirecting to ${location}\n`
+    conn.write(ownResponse(308, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
+    this.requestDone(conn, head, started, { status: 308, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
+    conn.responseFinished(closing, true)
   }
 
   /** Answers with the error's status and logs the request. */
