@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { after, before, describe, it } from 'node:test'
-import { copyFileSync, readFileSync, writeFileSync } from 'node:fs'
+import { copyFileSync, readFileSync, renameSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { connect as tlsConnect, type TLSSocket } from 'node:tls'
 import { createPki, type Pki } from '../helpers/certs.ts'
@@ -242,6 +242,47 @@ describe('certificate reloads', () => {
       assert.match(await exchange(), /^HTTP\/1\.1 200 /)
       assert.equal(open.getPeerCertificate().fingerprint256, before.fingerprint)
       open.destroy()
+    } finally {
+      await proxy.stop()
+    }
+  })
+
+  it('fails no request while a host\'s certificate is replaced 10 times under a client loop', async () => {
+    const dir = tempDir()
+    for (let i = 0; i <= 10; i++) issueInto(dir, `r${i}`, ['rotate.example.com'])
+    const entry = (i: number) => `  - { hosts: [rotate.example.com], certFile: r${i}.crt, keyFile: r${i}.key }\n`
+    writeFileSync(join(dir, 'config.yaml'), tlsConfig(entry(0)))
+    const proxy = await startProxy({ dir, env: { HTTPS_PORT: '0' } })
+    try {
+      let stop = false
+      let ok = 0
+      const failures: string[] = []
+      const fingerprints = new Set<string>()
+      // Two clients: each request on a new TLS connection (a new handshake), as a browser after a reload would.
+      const loop = async (): Promise<void> => {
+        while (!stop) {
+          try {
+            const reply = await send(`https://127.0.0.1:${proxy.httpsPort}/loop`, { ca: pki.caCert, servername: 'rotate.example.com', headers: { host: 'rotate.example.com' } })
+            if (reply.status === 200) ok++
+            else failures.push(`status ${reply.status}`)
+          } catch (err) {
+            failures.push((err as Error).message)
+          }
+        }
+      }
+      const clients = [loop(), loop()]
+      for (let i = 1; i <= 10; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 400))
+        writeFileSync(join(dir, 'config.yaml.tmp'), tlsConfig(entry(i)))
+        renameSync(join(dir, 'config.yaml.tmp'), join(dir, 'config.yaml'))
+        fingerprints.add((await served(proxy.httpsPort, 'rotate.example.com')).fingerprint)
+      }
+      await new Promise((resolve) => setTimeout(resolve, 400))
+      stop = true
+      await Promise.all(clients)
+      assert.deepEqual(failures, [])
+      assert.ok(ok > 20, `${ok} requests succeeded`)
+      assert.ok(fingerprints.size >= 5, `the client saw ${fingerprints.size} different certificates`)
     } finally {
       await proxy.stop()
     }
