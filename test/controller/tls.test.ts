@@ -12,6 +12,7 @@ import { CoreV1Api, type KubernetesObject } from '@kubernetes/client-node'
 import { parseConfig } from '../../src/config/load.ts'
 import type { ProxyConfig } from '../../src/config/schema.ts'
 import { createPki, type Pki } from '../helpers/certs.ts'
+import { send } from '../helpers/http-client.ts'
 import { KubeCluster } from '../helpers/kube-cluster.ts'
 import { startProxy, tempDir, type ProxyProcess } from '../helpers/proxy-process.ts'
 
@@ -155,6 +156,40 @@ describe('spec.tls, served by the proxy', () => {
     const started = Date.now()
     while (keys().length > 3 && Date.now() - started < 3000) await new Promise((r) => setTimeout(r, 100))
     assert.ok(keys().length <= 3, `key files: ${keys().join(', ')}`)
+  })
+
+  it('fails no HTTPS request in 10 s of a client loop while the Secret is replaced 10 times', async () => {
+    await cluster.apply([...namespaceWithService('tls-g'), tlsSecret('tls-g', 'loop-tls', pki.issue(['loop.example.com'])), tlsIngress('tls-g', 'loop', 'loop.example.com', 'loop-tls')])
+    await waitForCertificate('loop.example.com', (c) => c.name === 'loop.example.com', 3000)
+    let stop = false
+    let ok = 0
+    const failures: string[] = []
+    const fingerprints = new Set<string>()
+    // A new TLS connection per request (the proxy's own health endpoint: no upstream in this cluster).
+    const loop = async (): Promise<void> => {
+      while (!stop) {
+        try {
+          const reply = await send(`https://127.0.0.1:${proxy.httpsPort}/.nanoproxy/health`, { ca: pki.caCert, servername: 'loop.example.com', headers: { host: 'loop.example.com' } })
+          if (reply.status === 200) ok++
+          else failures.push(`status ${reply.status}`)
+        } catch (err) {
+          failures.push((err as Error).message)
+        }
+      }
+    }
+    const clients = [loop(), loop()]
+    const started = Date.now()
+    for (let i = 0; i < 10; i++) {
+      await cluster.apply([tlsSecret('tls-g', 'loop-tls', pki.issue(['loop.example.com']))])
+      await new Promise((r) => setTimeout(r, 1000))
+      fingerprints.add((await served('loop.example.com')).fingerprint)
+    }
+    while (Date.now() - started < 10_000) await new Promise((r) => setTimeout(r, 100))
+    stop = true
+    await Promise.all(clients)
+    assert.deepEqual(failures, [])
+    assert.ok(ok > 50, `${ok} requests succeeded`)
+    assert.ok(fingerprints.size >= 8, `the client saw ${fingerprints.size} of the 10 certificates`)
   })
 
   it('redirects by default and writes sslRedirect: false for nanoproxy/ssl-redirect: "false"', async () => {
