@@ -48,6 +48,8 @@ interface RawCertificate {
   certFile: string
   keyFile: string
   default?: boolean
+  hstsMaxAge?: number
+  hstsIncludeSubDomains?: boolean
 }
 interface RawConfig {
   upstreams?: RawUpstream[] | null
@@ -246,6 +248,8 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
             certFile: c.certFile,
             keyFile: c.keyFile,
             default: c.default === true,
+            ...(c.hstsMaxAge === undefined ? {} : { hstsMaxAge: c.hstsMaxAge }),
+            ...(c.hstsIncludeSubDomains === true ? { hstsIncludeSubDomains: true } : {}),
           })),
         }),
     upstreams: upstreams.map((u) => {

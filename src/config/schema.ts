@@ -61,6 +61,10 @@ export interface CertificateConfig {
   keyFile: string
   /** Served to handshakes without SNI and for names no certificate covers. */
   default: boolean
+  /** HSTS max-age in seconds for these hosts' HTTPS responses (RFC 6797 §6.1); absent: no header. */
+  hstsMaxAge?: number
+  /** Adds `includeSubDomains` to the HSTS header. */
+  hstsIncludeSubDomains?: boolean
 }
 
 export interface ProxyConfig {
@@ -123,6 +127,8 @@ export const configSchema = {
           certFile: { type: 'string', minLength: 1 },
           keyFile: { type: 'string', minLength: 1 },
           default: { type: 'boolean' },
+          hstsMaxAge: { type: 'integer', minimum: 0 },
+          hstsIncludeSubDomains: { type: 'boolean' },
         },
       },
     },

@@ -21,18 +21,34 @@ export interface RoutingState {
   readonly tlsHosts: TlsHosts
 }
 
-/** The host names the config's certificates cover. */
+/** The host names the config's certificates cover, with their HSTS header lines. */
 export class TlsHosts {
-  private readonly exact = new Set<string>()
-  private readonly wildcard = new Set<string>()
+  /** Host → its `strict-transport-security` line, '' for none. */
+  private readonly exact = new Map<string, string>()
+  private readonly wildcard = new Map<string, string>()
+  /** Whether any certificate asks for HSTS. */
+  readonly anyHsts: boolean
 
   constructor(config: ProxyConfig) {
+    let anyHsts = false
     for (const cert of config.certificates ?? []) {
+      // RFC 6797 §6.1: max-age, then the optional includeSubDomains directive.
+      const hsts = cert.hstsMaxAge === undefined ? '' : `strict-transport-security: max-age=${cert.hstsMaxAge}${cert.hstsIncludeSubDomains ? '; includeSubDomains' : ''}\r\n`
+      anyHsts ||= hsts !== ''
       for (const host of cert.hosts) {
-        if (host.startsWith('*.')) this.wildcard.add(host.slice(1))
-        else this.exact.add(host)
+        if (host.startsWith('*.')) this.wildcard.set(host.slice(1), hsts)
+        else this.exact.set(host, hsts)
       }
     }
+    this.anyHsts = anyHsts
+  }
+
+  /** The HSTS header line for `host` ('' for none): exact, then `*.` one label up. */
+  hstsFor(host: string): string {
+    const exact = this.exact.get(host)
+    if (exact !== undefined) return exact
+    const dot = host.indexOf('.')
+    return dot > 0 ? (this.wildcard.get(host.slice(dot)) ?? '') : ''
   }
 
   get empty(): boolean {

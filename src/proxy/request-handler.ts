@@ -11,7 +11,7 @@ import { routingHost, validAuthority } from '../router/request-host.ts'
 import { upstreamTarget } from '../router/route.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
-import type { ExchangeResult } from './connection-roles.ts'
+import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
 import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
@@ -41,6 +41,7 @@ export class RequestHandler {
   /** TLS connections still in their handshake (no ClientConnection yet). */
   private readonly handshakes = new Set<Socket>()
   private onIdle: (() => void) | undefined
+  private readonly owners = new Map<string, ExchangeOwner>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
@@ -207,9 +208,30 @@ export class RequestHandler {
       { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
       upgrade,
     )
-    const exchange = new Exchange(this, conn, head, upstream, requestHead, upgrade, started)
+    // HSTS only over HTTPS (RFC 6797 §7.2: never sent over plain HTTP).
+    const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
+    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started)
     conn.attach(exchange)
     exchange.start()
+  }
+
+  /**
+   * The handler as an exchange sees it (connection-roles.ts), with `line`
+   * added to the proxy's own header lines of the response: one per distinct
+   * line, kept for the handler's life (a config has a handful).
+   */
+  private ownerWithHeader(line: string): ExchangeOwner {
+    let owner = this.owners.get(line)
+    if (owner === undefined) {
+      owner = {
+        ctx: this.ctx,
+        identity: this.identity + line,
+        requestDone: (conn, head, started, result, upstream) => this.requestDone(conn as ClientConnection, head, started, result, upstream),
+        sendError: (conn, head, error, close) => this.sendError(conn as ClientConnection, head, error, close),
+      }
+      this.owners.set(line, owner)
+    }
+    return owner
   }
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */

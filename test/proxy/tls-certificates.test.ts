@@ -90,7 +90,7 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
         '  - { hosts: [shop.example.com], certFile: shop.crt, keyFile: shop.key }',
         `  - { hosts: ["*.apps.example.com"], certFile: ${join(dir, 'wild.crt')}, keyFile: ${join(dir, 'wild.key')} }`,
         '  - { hosts: [], certFile: fallback.crt, keyFile: fallback.key, default: true }',
-        '  - { hosts: [open.example.com], certFile: open.crt, keyFile: open.key }',
+        '  - { hosts: [open.example.com], certFile: open.crt, keyFile: open.key, hstsMaxAge: 31536000, hstsIncludeSubDomains: true }',
         '  - { hosts: [broken.example.com], certFile: broken.crt, keyFile: broken.key }',
         '',
       ].join('\n'),
@@ -197,6 +197,17 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
       const reply = await send(`https://127.0.0.1:${proxy.httpsPort}/x`, { ca: pki.caCert, servername: 'shop.example.com', headers: { host: 'shop.example.com' } })
       assert.equal(reply.status, 200)
     })
+  })
+
+  it('adds HSTS to HTTPS responses for a host whose certificate asks for it, never over plain HTTP', async () => {
+    const https = await send(`https://127.0.0.1:${proxy.httpsPort}/x`, { ca: pki.caCert, servername: 'open.example.com', headers: { host: 'open.example.com' } })
+    assert.equal(https.status, 200)
+    assert.equal(https.headers['strict-transport-security'], 'max-age=31536000; includeSubDomains')
+    const plain = await send(`${proxy.url}/x`, { headers: { host: 'open.example.com' } })
+    assert.equal(plain.status, 200)
+    assert.equal(plain.headers['strict-transport-security'], undefined)
+    const other = await send(`https://127.0.0.1:${proxy.httpsPort}/x`, { ca: pki.caCert, servername: 'shop.example.com', headers: { host: 'shop.example.com' } })
+    assert.equal(other.headers['strict-transport-security'], undefined)
   })
 
   it('keeps private keys out of the DEBUG config dump and the logs', async () => {
