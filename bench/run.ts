@@ -9,7 +9,9 @@
 // machines, so what we report is each proxy's ratio to nginx from the same
 // run, and requests per proxy CPU-second.
 //
-// Usage: npm run bench [-- --rounds N --duration S --only small,ws --quick]
+// Usage: npm run bench [-- --rounds N --duration S --only small,ws,tls --quick]
+// `--only tls` runs the TLS scenarios (bench/tls-scenarios.ts): keep-alive
+// HTTPS and handshakes against nginx, and 1,000 host certificates.
 // `--only cluster` runs the controller at cluster scale against a real
 // kube-apiserver instead (bench/cluster-scale.ts; `--sizes 1000,10000`).
 
@@ -313,7 +315,8 @@ backend ws
     ['ws', async (base) => ({ ws_roundtrips_per_s: await wsRoundTrips(base.replace('http', 'ws') + '/ws', 50, DURATION) })],
   ]
 
-  for (let round = 1; round <= ROUNDS; round++) {
+  const plainScenarios = ONLY === undefined || scenarios.some(([name]) => ONLY.has(name))
+  for (let round = 1; round <= (plainScenarios ? ROUNDS : 0); round++) {
     for (const proxy of proxies) {
       const port = await freePort()
       const { process: p, pid } = await proxy.start(port)
@@ -344,6 +347,13 @@ backend ws
   }
 
   const extras = await nanoproxyExtras(nanoConfig)
+  if (ONLY === undefined || ONLY.has('tls')) {
+    const { tlsComparison, tlsThousandCertificates } = await import('./tls-scenarios.ts')
+    const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }
+    // Rows of their own: the table takes the median of each metric over the rows that have it.
+    for (const [name, rows] of await tlsComparison(kit)) results.set(name, [...(results.get(name) ?? []), ...rows])
+    Object.assign(extras, await tlsThousandCertificates(kit))
+  }
   await stop(upstream)
   await stop(wsEcho)
   report(results, extras)

@@ -13,6 +13,14 @@ import { ERROR_CODES, NanoProxyError } from './errors.ts'
 export interface ProxySettings {
   /** TCP port to listen on; 0 picks a free port (used by tests). */
   port: number
+  /**
+   * HTTPS_PORT: the TLS listener's port, next to plain HTTP on `port`.
+   * Undefined when unset: then CERT_PATH alone makes `port` TLS (the
+   * original behaviour), and a config with certificates opens 8443.
+   */
+  httpsPort: number | undefined
+  /** HTTPS_REDIRECT_PORT: the HTTPS port clients see, for 308 redirects (443 is left out of the URL). */
+  httpsRedirectPort: number
   /** Bounds reading request headers, connecting upstream and waiting for response headers (ms). */
   timeoutMs: number
   /** Longest silence allowed on a stream in either direction once it is flowing (ms). */
@@ -67,6 +75,9 @@ export function readProxySettings(env: Env): ProxySettings {
   const timeout = num('TIMEOUT', 5, (n) => n > 0, 'a number of seconds greater than 0')
   const idle = num('IDLE_TIMEOUT', 60, (n) => n > 0, 'a number of seconds greater than 0')
   const shutdown = num('SHUTDOWN_TIMEOUT', 25, (n) => n >= 0, 'a number of seconds, 0 or more')
+  const httpsPortText = env.HTTPS_PORT?.trim() ?? ''
+  const httpsPort = httpsPortText === '' ? undefined : num('HTTPS_PORT', 8443, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number 0-65535')
+  const httpsRedirectPort = num('HTTPS_REDIRECT_PORT', 443, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port number 1-65535')
   const workers = num('WORKERS', availableParallelism(), (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number of processes, 1-256')
 
   const trustedProxiesText = (env.TRUSTED_PROXIES ?? '')
@@ -100,12 +111,15 @@ export function readProxySettings(env: Env): ProxySettings {
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
 
+  if (httpsPort !== undefined && httpsPort !== 0 && httpsPort === port) problems.push(`HTTPS_PORT=${httpsPort} is the same as PORT: plain HTTP and HTTPS need a port each`)
   if (problems.length > 0) {
     throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
   }
 
   return {
     port,
+    httpsPort,
+    httpsRedirectPort,
     timeoutMs: timeout * 1000,
     idleTimeoutMs: idle * 1000,
     shutdownTimeoutMs: shutdown * 1000,
@@ -125,6 +139,9 @@ export function readProxySettings(env: Env): ProxySettings {
 
 const TRUE_WORDS = ['true', '1', 'on', 'yes']
 const FALSE_WORDS = ['false', '0', 'off', 'no']
+
+/** The HTTPS port when HTTPS_PORT is unset and the config has certificates. */
+export const DEFAULT_HTTPS_PORT = 8443
 
 /** LOG_LEVEL is shared by the proxy and the controller. */
 export function logLevelProblem(env: Env): string | undefined {

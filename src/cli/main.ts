@@ -19,7 +19,8 @@ Options:
   -v, --version       show the version
 
 Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60),
-  SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, TLS_SKIP_VERIFY, CONFIG_B64,
+  SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, HTTPS_PORT (8443 with
+  certificates), HTTPS_REDIRECT_PORT (443), TLS_SKIP_VERIFY, CONFIG_B64,
   CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (off to disable),
   LOG_LEVEL (info).
 See docs/configuration.md.
@@ -34,13 +35,14 @@ config keeps serving. SIGTERM/SIGINT drain in-flight requests, then exit.
 `,
   controller: `Usage: nanoproxy controller [-c FILE]
 
-Watches Ingress, IngressClass and Service objects and writes the proxy's
-config file (-c, else CONF_FILE, else ./config.yaml) whenever they change.
+Watches Ingress, IngressClass, Service and TLS Secret objects and writes the
+proxy's config file (-c, else CONF_FILE, else ./config.yaml) and the
+certificate files next to it whenever they change.
 Connects with KUBECONFIG, ~/.kube/config or the in-cluster service account.
 Environment: CONTROLLER_NAME (benc-uk/nanoproxy), WATCH_NAMESPACE (all),
 CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
 PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
-Ingress status, DEBUG.
+Ingress status, DEFAULT_TLS_SECRET (namespace/name), DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 

@@ -24,7 +24,7 @@ export async function runProxy(options: ProxyOptions, env: Record<string, string
   if (settings.workers > 1 && cluster.isPrimary) {
     await checkBeforeForking(file, settings)
     const { superviseWorkers } = await import('./supervise-workers.ts')
-    return superviseWorkers(settings.workers, settings.port, log)
+    return superviseWorkers(settings.workers, settings, log)
   }
   const { serveProxy } = await import('./serve-proxy.ts')
   return serveProxy(file, settings, log)

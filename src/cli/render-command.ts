@@ -7,7 +7,8 @@ import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
 import { serializeConfig } from '../controller/config-writer.ts'
 import { controllerOptions } from '../controller/controller-settings.ts'
-import type { Ingress, IngressClass, Service } from '../controller/snapshot.ts'
+import type { Ingress, IngressClass, Secret, Service } from '../controller/snapshot.ts'
+import { translateTls } from '../controller/tls-translate.ts'
 import { translate } from '../controller/translate.ts'
 
 interface KubeObject {
@@ -20,6 +21,7 @@ export async function runRender(files: string[], env: Record<string, string | un
   const ingresses: Ingress[] = []
   const ingressClasses: IngressClass[] = []
   const services: Service[] = []
+  const secrets: Secret[] = []
   const problems: string[] = []
 
   const add = (obj: KubeObject, where: string): void => {
@@ -35,6 +37,9 @@ export async function runRender(files: string[], env: Record<string, string | un
         return
       case 'Service':
         services.push(withNamespace(obj) as Service)
+        return
+      case 'Secret':
+        secrets.push(withNamespace(obj) as Secret)
         return
       default:
         // Other kinds (Deployments next to the Ingress, say) are not ours to read.
@@ -58,7 +63,14 @@ export async function runRender(files: string[], env: Record<string, string | un
     return 1
   }
 
-  const { config, diagnostics } = translate({ ingresses, ingressClasses, services }, controllerOptions(env))
+  const options = controllerOptions(env)
+  const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, options)
+  // spec.tls → certificates, when there is anything to say about TLS.
+  if (secrets.length > 0 || owned.some((i) => (i.spec?.tls?.length ?? 0) > 0) || options.defaultTlsSecret) {
+    const tls = translateTls(owned, secrets, options.defaultTlsSecret)
+    config.certificates = tls.certificates
+    diagnostics.push(...tls.diagnostics)
+  }
   for (const d of diagnostics) process.stderr.write(`Warning ${d.namespace}/${d.name} ${d.reason}: ${d.message}\n`)
   process.stdout.write(serializeConfig(config))
   return 0

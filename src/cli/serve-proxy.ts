@@ -4,18 +4,15 @@
 // proxy engine (see proxy-command.ts).
 
 import cluster from 'node:cluster'
-import type { Server } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import { dirname, resolve } from 'node:path'
 import { FileWatcher } from '../config/file-watcher.ts'
 import { ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
 import { loadConfigFile, parseConfig } from '../config/load.ts'
 import { ConfigError } from '../errors.ts'
 import { exitAfterLogs, type Logger } from '../log.ts'
-import { ProxyContext } from '../proxy/proxy-context.ts'
-import { RequestHandler } from '../proxy/request-handler.ts'
-import { DeadlineSweeper } from '../proxy/deadlines.ts'
-import { createProxyServer, drain, listen } from '../proxy/server.ts'
-import { certificateFiles, checkCertificate, loadCertificate, TLS_POLICY } from '../proxy/tls.ts'
-import { UpstreamPools } from '../proxy/upstream-pools.ts'
+import { ProxyLifecycle } from '../proxy/proxy-lifecycle.ts'
+import { certificateFiles, checkCertificate, loadCertificate, TICKET_KEYS_BYTES, TICKET_KEYS_ENV, TICKET_KEYS_ROTATION_MS } from '../proxy/tls.ts'
 import type { ProxySettings } from '../settings.ts'
 import { VERSION } from '../version.ts'
 
@@ -30,32 +27,37 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
     log.warn({ config: file }, 'config file not found: created it empty; every request gets 404 until rules are added')
   }
   const { config, text } = await loadConfigFile(file)
-  const tls = settings.certPath ? loadCertificate(settings.certPath) : undefined
+  const certPathPair = settings.certPath ? loadCertificate(settings.certPath) : undefined
 
-  const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
-  const pools = new UpstreamPools(settings, log, sweeper)
-  const ctx = new ProxyContext(settings, log, pools)
-  ctx.apply(config)
-  const handler = new RequestHandler(ctx, sweeper)
-  const server = createProxyServer(ctx, handler, tls)
+  const proxy = new ProxyLifecycle({
+    settings,
+    log,
+    config,
+    configDir: dirname(resolve(file)),
+    certPathPair: certPathPair && { cert: certPathPair.cert as Buffer, key: certPathPair.key as Buffer },
+    ticketKeys: initialTicketKeys(),
+    shared: cluster.isWorker,
+  })
+  const ctx = proxy.ctx
 
   const configWatcher = new FileWatcher({
     files: [file],
     log,
-    onChange: ([content]) => reloadConfig(ctx, log, file, content),
+    onChange: ([content]) => reloadConfig(proxy, log, file, content),
   })
   await configWatcher.start([Buffer.from(text)])
 
   let certWatcher: FileWatcher | undefined
-  if (settings.certPath && tls) {
+  if (settings.certPath && certPathPair) {
     const certPath = settings.certPath
     certWatcher = new FileWatcher({
       files: certificateFiles(certPath),
       log,
-      onChange: ([cert, key]) => reloadCertificate(server, log, certPath, cert, key),
+      onChange: ([cert, key]) => reloadCertificate(proxy, log, certPath, cert, key),
     })
-    await certWatcher.start([tls.cert as Buffer, tls.key as Buffer])
+    await certWatcher.start([certPathPair.cert as Buffer, certPathPair.key as Buffer])
   }
+  const rotation = watchTicketKeys(proxy)
 
   // Signal handlers first: the 'listening' line is written by another
   // thread, and whoever reads it may signal before the next statement runs.
@@ -66,16 +68,15 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
       process.exit(1)
     }
     stopping = true
-    const inFlight = handler.active
-    // drain() stops accepting before it returns: the log line below is then
-    // true when read (a connection attempt after it is refused, not reset).
-    const drained = drain(server, ctx, handler, settings.shutdownTimeoutMs)
+    const inFlight = proxy.inFlight
+    // shutdown() stops accepting before it returns: the log line below is
+    // then true when read (a connection attempt after it is refused, not reset).
+    const drained = proxy.shutdown()
     log.info({ signal, grace_s: settings.shutdownTimeoutMs / 1000, in_flight: inFlight }, 'shutting down')
     configWatcher.stop()
     certWatcher?.stop()
-    void drained.then(async (clean) => {
-      if (clean) await pools.closeAll()
-      else await pools.destroyAll()
+    clearInterval(rotation)
+    void drained.then((clean) => {
       log.info({ clean }, clean ? 'shutdown complete' : 'grace period over: remaining connections closed')
       exitAfterLogs(0)
     })
@@ -86,24 +87,52 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
   if (cluster.isWorker) process.on('SIGINT', () => {})
   else process.on('SIGINT', stop)
 
-  const port = await listen(server, settings.port, cluster.isWorker)
+  const { http, https } = await proxy.listen()
+  const port = http ?? https
+  const what = http !== undefined && https !== undefined ? `port ${http} (HTTP) and ${https} (HTTPS)` : `port ${port} (${http === undefined ? 'HTTPS' : 'HTTP'})`
   log.info(
     {
       version: VERSION,
       port,
-      tls: tls !== undefined,
+      ...(https !== undefined ? { https_port: https } : {}),
+      tls: https !== undefined,
       config: file,
       upstreams: ctx.state.config.upstreams.length,
       rules: ctx.state.config.rules.length,
+      certificates: ctx.state.config.certificates?.length ?? 0,
       timeout_s: settings.timeoutMs / 1000,
       trusted_proxies: settings.trustedProxiesText,
     },
-    `NanoProxy ${VERSION} listening on port ${port} (${tls ? 'HTTPS' : 'HTTP'})`,
+    `NanoProxy ${VERSION} listening on ${what}`,
   )
   if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
 }
 
-function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buffer | undefined): void {
+/**
+ * Session ticket keys: a worker takes those its supervisor generated (so
+ * that a session made with one worker resumes with any other); a single
+ * process makes its own.
+ */
+function initialTicketKeys(): Buffer {
+  const shared = process.env[TICKET_KEYS_ENV]
+  if (shared && /^[0-9a-f]+$/.test(shared) && shared.length === TICKET_KEYS_BYTES * 2) return Buffer.from(shared, 'hex')
+  return randomBytes(TICKET_KEYS_BYTES)
+}
+
+/** Rotation: a worker takes new keys from its supervisor; a single process rotates its own. */
+function watchTicketKeys(proxy: ProxyLifecycle): NodeJS.Timeout | undefined {
+  if (cluster.isWorker) {
+    process.on('message', (message: unknown) => {
+      const m = message as { type?: string; keys?: string } | null
+      if (m?.type === 'nanoproxy:ticket-keys' && typeof m.keys === 'string') proxy.setTicketKeys(Buffer.from(m.keys, 'hex'))
+    })
+    return undefined
+  }
+  return setInterval(() => proxy.setTicketKeys(randomBytes(TICKET_KEYS_BYTES)), TICKET_KEYS_ROTATION_MS).unref()
+}
+
+function reloadConfig(proxy: ProxyLifecycle, log: Logger, file: string, content: Buffer | undefined): void {
+  const ctx = proxy.ctx
   if (content === undefined) {
     log.warn({ config: file }, 'config file is missing: keeping the last good config')
     return
@@ -119,15 +148,25 @@ function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buf
   const started = performance.now()
   try {
     const config = parseConfig(text, file)
-    ctx.apply(config)
+    const hadTls = proxy.ports.https !== undefined
+    const reloaded = proxy.reload(config)
+    const certificates = reloaded.update
     log.info(
       {
         config: file,
         upstreams: config.upstreams.length,
         rules: config.rules.length,
+        ...(config.certificates ? { certificates: certificates.total, certificates_parsed: certificates.parsed, certificates_failed: certificates.failed } : {}),
         duration_ms: Math.round((performance.now() - started) * 100) / 100,
       },
       'config reloaded',
+    )
+    void reloaded.listening.then(
+      () => {
+        const https = proxy.ports.https
+        if (!hadTls && https !== undefined) log.info({ https_port: https }, `listening on port ${https} (HTTPS)`)
+      },
+      (err: unknown) => log.error({ err }, 'cannot open the HTTPS listener'),
     )
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -138,15 +177,15 @@ function reloadConfig(ctx: ProxyContext, log: Logger, file: string, content: Buf
   }
 }
 
-function reloadCertificate(server: Server, log: Logger, certPath: string, cert: Buffer | undefined, key: Buffer | undefined): void {
+function reloadCertificate(proxy: ProxyLifecycle, log: Logger, certPath: string, cert: Buffer | undefined, key: Buffer | undefined): void {
   if (!cert || !key) {
     log.warn({ cert_path: certPath }, 'certificate or key missing: keeping the current certificate')
     return
   }
   try {
-    const options = checkCertificate(cert, key, certPath)
-    // tls.Server.setSecureContext swaps the certificate for new connections only.
-    ;(server as unknown as { setSecureContext(o: object): void }).setSecureContext({ ...options, ...TLS_POLICY })
+    checkCertificate(cert, key, certPath)
+    // The listener's context is replaced for new handshakes only.
+    proxy.setCertPathPair({ cert, key })
     log.info({ cert_path: certPath }, 'certificate reloaded')
   } catch (err) {
     log.error({ err, cert_path: certPath }, 'new certificate rejected: keeping the current one')

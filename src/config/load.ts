@@ -41,10 +41,20 @@ interface RawRule {
   matchMode?: MatchMode
   stripPath?: boolean
   rawPath?: boolean
+  sslRedirect?: boolean
+}
+interface RawCertificate {
+  hosts?: string[]
+  certFile: string
+  keyFile: string
+  default?: boolean
+  hstsMaxAge?: number
+  hstsIncludeSubDomains?: boolean
 }
 interface RawConfig {
   upstreams?: RawUpstream[] | null
   rules?: RawRule[] | null
+  certificates?: RawCertificate[] | null
 }
 
 /** Reads and validates `file`; throws ConfigError naming every problem. */
@@ -84,9 +94,9 @@ function parseValid(text: string): ProxyConfig | undefined {
   }
   acceptYaml11Booleans(raw)
   if (!validateSchema(raw)) return undefined
-  const { upstreams, rules } = sections(raw)
-  if (crossFieldProblems(upstreams, rules).length > 0) return undefined
-  return normalise(upstreams, rules)
+  const { upstreams, rules, certificates } = sections(raw)
+  if (crossFieldProblems(upstreams, rules, certificates).length > 0) return undefined
+  return normalise(upstreams, rules, certificates)
 }
 
 /** The first line of the file the ingress controller writes (src/controller/config-writer.ts). */
@@ -158,19 +168,27 @@ export function parseWithPositions(text: string, file: string): ProxyConfig {
       problems.push(schemaProblem(doc, raw, err, at))
     }
   }
-  const { upstreams, rules } = sections(raw)
-  for (const p of crossFieldProblems(upstreams, rules)) problems.push({ ...nodePos(doc, p.path, at), message: p.message })
+  const { upstreams, rules, certificates } = sections(raw)
+  for (const p of crossFieldProblems(upstreams, rules, certificates)) problems.push({ ...nodePos(doc, p.path, at), message: p.message })
   if (problems.length > 0) throw new ConfigError(file, dedupe(problems))
-  return normalise(upstreams, rules)
+  return normalise(upstreams, rules, certificates)
 }
 
-function sections(raw: unknown): { upstreams: RawUpstream[]; rules: RawRule[] } {
+function sections(raw: unknown): { upstreams: RawUpstream[]; rules: RawRule[]; certificates: RawCertificate[] | undefined } {
   const config = raw as RawConfig | null
-  return { upstreams: listOf<RawUpstream>(config?.upstreams), rules: listOf<RawRule>(config?.rules) }
+  const certificates = config?.certificates
+  return {
+    upstreams: listOf<RawUpstream>(config?.upstreams),
+    rules: listOf<RawRule>(config?.rules),
+    certificates: certificates === undefined || certificates === null ? undefined : listOf<RawCertificate>(certificates),
+  }
 }
 
-/** Checks that span fields: names are unique, every rule's upstream exists, IPv6 hosts are real. */
-function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[]): { path: PathKey[]; message: string }[] {
+/**
+ * Checks that span fields: names are unique, every rule's upstream exists,
+ * IPv6 hosts are real, a host has one certificate, there is one default.
+ */
+function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[], certificates: RawCertificate[] = []): { path: PathKey[]; message: string }[] {
   const problems: { path: PathKey[]; message: string }[] = []
   const seen = new Set<string>()
   upstreams.forEach((u, i) => {
@@ -197,12 +215,43 @@ function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[]): { path:
       })
     }
   })
+  // One certificate per name: which of two a client would get must not
+  // depend on the order of the file (the controller resolves conflicts
+  // before writing, and says so in an Event).
+  const owner = new Map<string, number>()
+  let defaultAt: number | undefined
+  certificates.forEach((c, i) => {
+    if (c.default === true) {
+      if (defaultAt !== undefined) problems.push({ path: ['certificates', i, 'default'], message: `certificate ${i + 1} is a second default (certificate ${defaultAt + 1} is the default already)` })
+      else defaultAt = i
+    }
+    if (!Array.isArray(c.hosts)) return
+    c.hosts.forEach((h, j) => {
+      if (typeof h !== 'string') return
+      const host = normaliseRuleHost(h)
+      const first = owner.get(host)
+      if (first !== undefined && first !== i) problems.push({ path: ['certificates', i, 'hosts', j], message: `certificate ${i + 1}: host "${host}" already has certificate ${first + 1}` })
+      else owner.set(host, i)
+    })
+  })
   return problems
 }
 
 /** Applies the defaults of the original NanoProxy to a validated file. */
-function normalise(upstreams: RawUpstream[], rules: RawRule[]): ProxyConfig {
+function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: RawCertificate[] | undefined): ProxyConfig {
   return {
+    ...(certificates === undefined
+      ? {}
+      : {
+          certificates: certificates.map((c) => ({
+            hosts: (c.hosts ?? []).map(normaliseRuleHost),
+            certFile: c.certFile,
+            keyFile: c.keyFile,
+            default: c.default === true,
+            ...(c.hstsMaxAge === undefined ? {} : { hstsMaxAge: c.hstsMaxAge }),
+            ...(c.hstsIncludeSubDomains === true ? { hstsIncludeSubDomains: true } : {}),
+          })),
+        }),
     upstreams: upstreams.map((u) => {
       const scheme = u.scheme ?? 'http'
       return {
@@ -220,6 +269,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[]): ProxyConfig {
       matchMode: r.matchMode ?? 'prefix',
       stripPath: r.stripPath ?? false,
       ...(r.rawPath === true ? { rawPath: true } : {}),
+      ...(r.sslRedirect === false ? { sslRedirect: false } : {}),
     })),
   }
 }
@@ -253,6 +303,7 @@ function acceptYaml11Booleans(raw: unknown): void {
   if (raw === null || typeof raw !== 'object') return
   fix((raw as Record<string, unknown>).upstreams, 'noHostRewrite')
   fix((raw as Record<string, unknown>).rules, 'stripPath')
+  fix((raw as Record<string, unknown>).rules, 'sslRedirect')
 }
 
 type PathKey = string | number
@@ -285,7 +336,8 @@ function schemaProblem(
     .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s))
   const where = describe(path)
-  const field = String(path[path.length - 1] ?? '')
+  // The field a list item belongs to (`hosts` for certificates/0/hosts/1).
+  const field = String(path.findLast((k) => typeof k === 'string') ?? '')
   const params = err.params as Record<string, unknown>
 
   switch (err.keyword) {
@@ -337,9 +389,10 @@ function keyPos(doc: Document, path: PathKey[], key: string, at: (o: number) => 
 
 function allowedKeys(path: PathKey[]): string {
   const section = path[0]
-  if (path.length === 0) return 'upstreams, rules'
+  if (path.length === 0) return 'upstreams, rules, certificates'
   if (section === 'upstreams') return Object.keys(configSchema.properties.upstreams.items.properties).join(', ')
   if (section === 'rules') return Object.keys(configSchema.properties.rules.items.properties).join(', ')
+  if (section === 'certificates') return Object.keys(configSchema.properties.certificates.items.properties).join(', ')
   return ''
 }
 
@@ -352,7 +405,7 @@ function valueAt(raw: unknown, path: PathKey[]): unknown {
 function describe(path: PathKey[]): string {
   if (path.length === 0) return ''
   const [section, index, field] = path
-  const noun = section === 'upstreams' ? 'upstream' : section === 'rules' ? 'rule' : String(section)
+  const noun = section === 'upstreams' ? 'upstream' : section === 'rules' ? 'rule' : section === 'certificates' ? 'certificate' : String(section)
   if (typeof index !== 'number') return String(section)
   return field === undefined ? `${noun} ${index + 1}` : `${noun} ${index + 1} field "${String(field)}"`
 }

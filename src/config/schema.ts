@@ -38,11 +38,40 @@ export interface RuleConfig {
    * controller never sets it.
    */
   rawPath?: boolean
+  /**
+   * `false`: a plain-HTTP request for a host that has a certificate is
+   * forwarded instead of getting a 308 to https (docs/configuration.md,
+   * "certificates"). Absent means true.
+   */
+  sslRedirect?: boolean
+}
+
+/**
+ * A certificate chain and its private key, by file path (relative paths
+ * from the config file's directory), served by SNI for `hosts` (exact names
+ * and one-label `*.` wildcards). Files, not inline PEM: private keys stay out
+ * of the config file (which is dumped by DEBUG, logged on errors, and
+ * re-parsed on every reload), and 1,000 certificates do not make every
+ * reload parse megabytes of text.
+ */
+export interface CertificateConfig {
+  /** Lower-case, without trailing dot; may be empty for a default-only certificate. */
+  hosts: string[]
+  certFile: string
+  keyFile: string
+  /** Served to handshakes without SNI and for names no certificate covers. */
+  default: boolean
+  /** HSTS max-age in seconds for these hosts' HTTPS responses (RFC 6797 §6.1); absent: no header. */
+  hstsMaxAge?: number
+  /** Adds `includeSubDomains` to the HSTS header. */
+  hstsIncludeSubDomains?: boolean
 }
 
 export interface ProxyConfig {
   upstreams: UpstreamConfig[]
   rules: RuleConfig[]
+  /** Absent when the file has no `certificates` section. */
+  certificates?: CertificateConfig[]
 }
 
 // A DNS name (labels of letters, digits, '-', '_'), an IPv4 address, or an
@@ -83,6 +112,23 @@ export const configSchema = {
           matchMode: { enum: MATCH_MODES },
           stripPath: { type: 'boolean' },
           rawPath: { type: 'boolean' },
+          sslRedirect: { type: 'boolean' },
+        },
+      },
+    },
+    certificates: {
+      type: ['array', 'null'],
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['certFile', 'keyFile'],
+        properties: {
+          hosts: { type: 'array', items: { type: 'string', pattern: `^(\\*\\.)?${HOSTNAME}$` } },
+          certFile: { type: 'string', minLength: 1 },
+          keyFile: { type: 'string', minLength: 1 },
+          default: { type: 'boolean' },
+          hstsMaxAge: { type: 'integer', minimum: 0 },
+          hstsIncludeSubDomains: { type: 'boolean' },
         },
       },
     },
@@ -93,4 +139,5 @@ export const configSchema = {
 export const PATTERN_HINTS: Record<string, string> = {
   host: 'must be a hostname or IP address, without scheme, port or path',
   path: 'must start with "/" and contain no spaces, "?" or "#"',
+  hosts: 'must be a host name or a one-label wildcard (*.example.com), without scheme, port or path',
 }

@@ -31,7 +31,8 @@ export function serializeConfig(config: ProxyConfig): string {
 /** The form the controller writes: the header, then JSON with one entry per line (readable diffs, cheap to write). */
 export function serializeConfigJson(config: ProxyConfig): string {
   const list = (items: readonly object[]): string => (items.length === 0 ? '[]' : `[\n    ${items.map((i) => JSON.stringify(i)).join(',\n    ')}\n  ]`)
-  return `${HEADER}{\n  "upstreams": ${list(config.upstreams)},\n  "rules": ${list(config.rules)}\n}\n`
+  const certificates = config.certificates === undefined ? '' : `,\n  "certificates": ${list(config.certificates)}`
+  return `${HEADER}{\n  "upstreams": ${list(config.upstreams)},\n  "rules": ${list(config.rules)}${certificates}\n}\n`
 }
 
 /** Writes `text` to `file` atomically; returns false when the file already held exactly that. */

@@ -15,6 +15,8 @@ export function controllerOptions(env: Record<string, string | undefined>): Tran
   return {
     controllerName: env.CONTROLLER_NAME || DEFAULT_CONTROLLER_NAME,
     clusterDomain: env.CLUSTER_DOMAIN || 'cluster.local',
+    // ingress-nginx's --default-ssl-certificate: served for hosts without a certificate and without SNI.
+    defaultTlsSecret: env.DEFAULT_TLS_SECRET?.trim() || undefined,
   }
 }
 
@@ -40,6 +42,10 @@ export function readControllerSettings(env: Record<string, string | undefined>):
   const addresses = (env.PUBLISH_ADDRESS ?? '').split(',').map((s) => s.trim()).filter((s) => s !== '')
   const onShutdown = (env.UPDATE_STATUS_ON_SHUTDOWN ?? '').trim().toLowerCase()
   if (!['', 'true', 'false'].includes(onShutdown)) problems.push(`UPDATE_STATUS_ON_SHUTDOWN=${JSON.stringify(env.UPDATE_STATUS_ON_SHUTDOWN)} is not valid: expected true or false`)
+  const defaultTlsSecret = env.DEFAULT_TLS_SECRET?.trim() || undefined
+  if (defaultTlsSecret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(defaultTlsSecret)) {
+    problems.push(`DEFAULT_TLS_SECRET=${JSON.stringify(defaultTlsSecret)} is not valid: expected namespace/name`)
+  }
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))

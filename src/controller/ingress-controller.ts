@@ -14,7 +14,9 @@ import { ChangeFilter } from './change-filter.ts'
 import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
-import { keyOf, type Ingress, type IngressClass, type Service, type TranslateOptions } from './snapshot.ts'
+import { keyOf, type Ingress, type IngressClass, type Secret, type Service, type TranslateOptions } from './snapshot.ts'
+import { CertificateFiles } from './certificate-files.ts'
+import { defaultSecretProblem, TLS_SECRET_TYPE, translateTls } from './tls-translate.ts'
 import { ingressStatusClient } from './ingress-status-client.ts'
 import { otherReadyReplicas, type PodIdentity } from './replica-peers.ts'
 import { StatusUpdater, type IngressStatusApi, type PublishSettings } from './status-updater.ts'
@@ -47,6 +49,10 @@ export class IngressController {
   private readonly ingresses: ResourceWatcher<Ingress>
   private readonly classes: ResourceWatcher<IngressClass>
   private readonly services: ResourceWatcher<Service>
+  /** TLS Secrets only (field selector on `type`): the controller never caches other Secrets. */
+  private readonly secrets: ResourceWatcher<Secret>
+  private readonly certificateFiles: CertificateFiles
+  private defaultSecretProblem: string | undefined
   private readonly events: EventRecorder
   private readonly status: StatusUpdater
   private readonly debouncer: Debouncer
@@ -112,6 +118,21 @@ export class IngressController {
       list: () => (namespace ? core.listNamespacedService({ namespace }) : core.listServiceForAllNamespaces()) as Promise<{ items: Service[] }>,
       watchPath: `/api/v1${ns}/services`,
     })
+    const tlsOnly = `type=${TLS_SECRET_TYPE}`
+    this.secrets = new ResourceWatcher<Secret>({
+      kind: 'secrets',
+      kubeConfig,
+      log,
+      onChange,
+      resyncMs,
+      list: () =>
+        (namespace
+          ? core.listNamespacedSecret({ namespace, fieldSelector: tlsOnly })
+          : core.listSecretForAllNamespaces({ fieldSelector: tlsOnly })) as Promise<{ items: Secret[] }>,
+      // The watch client appends its own parameters to this query.
+      watchPath: `/api/v1${ns}/secrets?fieldSelector=${encodeURIComponent(tlsOnly)}`,
+    })
+    this.certificateFiles = new CertificateFiles(opts.configFile)
     this.events = new EventRecorder(kubeConfig, log)
     this.status = new StatusUpdater({
       api: ingressStatusClient(kubeConfig, STATUS_CONCURRENCY) ?? (net as unknown as IngressStatusApi),
@@ -130,6 +151,7 @@ export class IngressController {
     this.ingresses.start()
     this.classes.start()
     this.services.start()
+    this.secrets.start()
   }
 
   async stop(): Promise<void> {
@@ -137,6 +159,7 @@ export class IngressController {
     this.ingresses.stop()
     this.classes.stop()
     this.services.stop()
+    this.secrets.stop()
     await this.running
     await this.status.stop()
   }
@@ -176,12 +199,12 @@ export class IngressController {
 
   /** Consecutive failures of each watch (0 when healthy), for /readyz. */
   get watchFailures(): Record<string, number> {
-    return { ingresses: this.ingresses.failures, ingressclasses: this.classes.failures, services: this.services.failures }
+    return { ingresses: this.ingresses.failures, ingressclasses: this.classes.failures, services: this.services.failures, secrets: this.secrets.failures }
   }
 
   /** Every cache has completed its first list. */
   get synced(): boolean {
-    return this.ingresses.synced && this.classes.synced && this.services.synced
+    return this.ingresses.synced && this.classes.synced && this.services.synced && this.secrets.synced
   }
 
   /**
@@ -219,7 +242,16 @@ export class IngressController {
     const started = performance.now()
     const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, this.opts)
     this.filter.rebuilt(ingressClasses, owned)
+    const secrets = this.secrets.list()
+    const tls = translateTls(owned, secrets, this.opts.defaultTlsSecret)
+    if (tls.certificates.length > 0) config.certificates = tls.certificates
+    diagnostics.push(...tls.diagnostics)
+    this.reportDefaultSecret(secrets)
+    // Certificate files first, then the config that names them, then the
+    // files nothing names any more (certificate-files.ts).
+    await this.certificateFiles.write(tls.pairs)
     const changed = await writeIfChanged(configFile, serializeConfigJson(config))
+    await this.certificateFiles.prune(tls.pairs)
     if (!changed) log.debug({ duration_ms: Math.round((performance.now() - started) * 100) / 100 }, 'config unchanged')
     if (changed) {
       this.writes++
@@ -229,6 +261,7 @@ export class IngressController {
           ingresses: owned.length,
           upstreams: config.upstreams.length,
           rules: config.rules.length,
+          certificates: tls.certificates.length,
           duration_ms: Math.round((performance.now() - started) * 100) / 100,
         },
         'config written',
@@ -238,5 +271,13 @@ export class IngressController {
     this.owned = new Set(owned.map((i) => keyOf(i.metadata)))
     this.status.schedule()
     await this.events.report(diagnostics, ingresses)
+  }
+
+  /** A DEFAULT_TLS_SECRET that cannot be used has no Ingress to carry an Event: it is logged, once per problem. */
+  private reportDefaultSecret(secrets: readonly Secret[]): void {
+    const name = this.opts.defaultTlsSecret
+    const problem = name === undefined ? undefined : defaultSecretProblem(secrets, name)
+    if (problem !== undefined && problem !== this.defaultSecretProblem) this.opts.log.warn({ secret: name }, problem)
+    this.defaultSecretProblem = problem
   }
 }

@@ -73,11 +73,23 @@ export interface Service {
   status?: { loadBalancer?: { ingress?: LoadBalancerIngress[] } }
 }
 
+/** A Secret as the controller caches it: only TLS Secrets are listed (field selector on `type`). */
+export interface Secret {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  type?: string
+  /** Base64 values, as the API returns them. */
+  data?: Record<string, string>
+}
+
 /** Everything the translation looks at, as of one moment. */
 export interface Snapshot {
   ingresses: readonly Ingress[]
   ingressClasses: readonly IngressClass[]
   services: readonly Service[]
+  /** TLS Secrets (type kubernetes.io/tls), for spec.tls; absent: no certificates. */
+  secrets?: readonly Secret[]
 }
 
 export interface TranslateOptions {
@@ -85,6 +97,8 @@ export interface TranslateOptions {
   controllerName: string
   /** Cluster DNS domain for `<service>.<namespace>.svc.<domain>`. */
   clusterDomain: string
+  /** DEFAULT_TLS_SECRET: `namespace/name` of the Secret with the default certificate. */
+  defaultTlsSecret?: string | undefined
 }
 
 /** `namespace/name`, the key objects are known by in logs and events. */

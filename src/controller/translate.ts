@@ -16,13 +16,15 @@ import { keyOf, type Ingress, type IngressBackend, type Service, type Snapshot, 
 
 export const BACKEND_PROTOCOL_ANNOTATION = 'nanoproxy/backend-protocol'
 export const STRIP_PATH_ANNOTATION = 'nanoproxy/strip-path'
+/** `"false"`: plain HTTP is not redirected to https for this Ingress's paths (ingress-nginx's ssl-redirect). */
+export const SSL_REDIRECT_ANNOTATION = 'nanoproxy/ssl-redirect'
 
 /** Something wrong with one Ingress, reported as a Warning Event on it. */
 export interface Diagnostic {
   namespace: string
   name: string
   /** Event reason, CamelCase as Kubernetes reasons are. */
-  reason: 'InvalidAnnotation' | 'BackendNotFound' | 'UnsupportedBackend' | 'InvalidPath' | 'Conflict'
+  reason: 'InvalidAnnotation' | 'BackendNotFound' | 'UnsupportedBackend' | 'InvalidPath' | 'Conflict' | 'SecretNotFound' | 'InvalidCertificate' | 'CertificateMismatch'
   message: string
 }
 
@@ -110,7 +112,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
         }
         claims.set(claim, owner)
         candidates.push({
-          rule: { upstream, path, host, matchMode, stripPath: settings.stripPath },
+          rule: { upstream, path, host, matchMode, stripPath: settings.stripPath, ...(settings.sslRedirect ? {} : { sslRedirect: false }) },
           hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
           length: key.length,
           seq: candidates.length,
@@ -165,7 +167,7 @@ function matchModeFor(pathType: string | undefined): MatchMode | undefined {
 function readAnnotations(
   ingress: Ingress,
   report: (reason: Diagnostic['reason'], message: string) => void,
-): { scheme: Scheme; stripPath: boolean } | undefined {
+): { scheme: Scheme; stripPath: boolean; sslRedirect: boolean } | undefined {
   const annotations = ingress.metadata.annotations ?? {}
   let ok = true
   let scheme: Scheme = 'http'
@@ -188,7 +190,17 @@ function readAnnotations(
       ok = false
     }
   }
-  return ok ? { scheme, stripPath } : undefined
+  let sslRedirect = true
+  const redirect = annotations[SSL_REDIRECT_ANNOTATION]
+  if (redirect !== undefined) {
+    const v = redirect.trim().toLowerCase()
+    if (v === 'true' || v === 'false') sslRedirect = v === 'true'
+    else {
+      report('InvalidAnnotation', `annotation ${SSL_REDIRECT_ANNOTATION}: ${JSON.stringify(redirect)} is not valid (accepted: true, false); this Ingress is not served`)
+      ok = false
+    }
+  }
+  return ok ? { scheme, stripPath, sslRedirect } : undefined
 }
 
 function resolveBackend(

@@ -14,9 +14,12 @@ import { ParseError } from '../http1/parse-error.ts'
 import { parseRequestHead, type RequestHead } from '../http1/request-head.ts'
 import { statusText } from '../http1/status-text.ts'
 import type { Expiring } from './deadlines.ts'
-import type { Exchange } from './exchange.ts'
+import type { ClientExchange, ConnectionOwner, ExchangeClient } from './connection-roles.ts'
 import { plainAddress } from './headers.ts'
-import type { RequestHandler } from './request-handler.ts'
+import { WRITE_BUFFER } from './write-buffer.ts'
+
+type RequestHandler = ConnectionOwner<ClientConnection>
+type Exchange = ClientExchange
 
 const WAIT_HEAD = 0
 const BODY = 1
@@ -36,15 +39,8 @@ const KEEP_ALIVE_MS = 65_000
 const LINGER_MS = 2000
 /** Unwanted request bodies up to this size are read and dropped to keep the connection; larger ones close it. */
 const MAX_DISCARD = 1024 * 1024
-/**
- * How much response data may wait in the socket before the upstream is
- * paused. Node's default (16 KiB) is less than one 64 KiB read, so every
- * read would pause and resume the upstream; a few reads' worth keeps both
- * sockets busy and still bounds the memory per connection.
- */
-export const WRITE_BUFFER = 256 * 1024
 
-export class ClientConnection implements Expiring {
+export class ClientConnection implements Expiring, ExchangeClient {
   readonly socket: Socket
   readonly handler: RequestHandler
   /** The client's address, IPv4 as dotted quad. */

@@ -8,15 +8,15 @@
 // request; no closures, no streams in between.
 
 import type { Socket } from 'node:net'
-import { upstreamError, type NanoProxyError } from '../errors.ts'
+import { upstreamError } from '../errors.ts'
 import { LAST_CHUNK } from '../http1/chunk-writer.ts'
 import { httpDate } from '../http1/http-date.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
-import type { ClientConnection } from './client-connection.ts'
 import { clientResponseHead } from './headers.ts'
-import type { RequestHandler } from './request-handler.ts'
+// The roles this file talks to (connection-roles.ts), under the names of the classes that play them.
+import type { ExchangeClient as ClientConnection, ExchangeOwner as RequestHandler, ExchangeResult } from './connection-roles.ts'
 import { BodyMode, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
 import type { Upstream } from './upstream-pools.ts'
 
@@ -26,13 +26,7 @@ const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
 /** Bodies up to this size are written together with the response head, in one write. */
 const COALESCE_MAX = 16 * 1024
 
-export interface ExchangeResult {
-  status: number
-  bytes: number
-  error?: NanoProxyError | undefined
-  /** The client went away before the response was complete. */
-  aborted?: boolean
-}
+export type { ExchangeResult }
 
 export class Exchange implements ResponseSink {
   readonly conn: ClientConnection

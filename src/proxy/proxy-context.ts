@@ -17,6 +17,50 @@ export interface RoutingState {
   readonly config: ProxyConfig
   readonly table: RouteTable
   readonly upstreams: ReadonlyMap<string, Upstream>
+  /** Hosts with a certificate of their own (exact names, `.suffix` for wildcards): plain HTTP to them is redirected. */
+  readonly tlsHosts: TlsHosts
+}
+
+/** The host names the config's certificates cover, with their HSTS header lines. */
+export class TlsHosts {
+  /** Host → its `strict-transport-security` line, '' for none. */
+  private readonly exact = new Map<string, string>()
+  private readonly wildcard = new Map<string, string>()
+  /** Whether any certificate asks for HSTS. */
+  readonly anyHsts: boolean
+
+  constructor(config: ProxyConfig) {
+    let anyHsts = false
+    for (const cert of config.certificates ?? []) {
+      // RFC 6797 §6.1: max-age, then the optional includeSubDomains directive.
+      const hsts = cert.hstsMaxAge === undefined ? '' : `strict-transport-security: max-age=${cert.hstsMaxAge}${cert.hstsIncludeSubDomains ? '; includeSubDomains' : ''}\r\n`
+      anyHsts ||= hsts !== ''
+      for (const host of cert.hosts) {
+        if (host.startsWith('*.')) this.wildcard.set(host.slice(1), hsts)
+        else this.exact.set(host, hsts)
+      }
+    }
+    this.anyHsts = anyHsts
+  }
+
+  /** The HSTS header line for `host` ('' for none): exact, then `*.` one label up. */
+  hstsFor(host: string): string {
+    const exact = this.exact.get(host)
+    if (exact !== undefined) return exact
+    const dot = host.indexOf('.')
+    return dot > 0 ? (this.wildcard.get(host.slice(dot)) ?? '') : ''
+  }
+
+  get empty(): boolean {
+    return this.exact.size === 0 && this.wildcard.size === 0
+  }
+
+  /** Whether `host` (lower-case, no port) has a certificate: exact, or `*.` one label up. */
+  covers(host: string): boolean {
+    if (this.exact.has(host)) return true
+    const dot = host.indexOf('.')
+    return dot > 0 && this.wildcard.has(host.slice(dot))
+  }
 }
 
 export class ProxyContext {
@@ -49,7 +93,7 @@ export class ProxyContext {
 
   private buildState(config: ProxyConfig): RoutingState {
     const table = new RouteTable(config, { rawPaths: this.settings.rawPaths })
-    return { config, table, upstreams: this.pools.update(config.upstreams) }
+    return { config, table, upstreams: this.pools.update(config.upstreams), tlsHosts: new TlsHosts(config) }
   }
 
   /** The running config as YAML, for `/.nanoproxy/config` (DEBUG only; the YAML writer is loaded on first use). */

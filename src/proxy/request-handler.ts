@@ -11,12 +11,14 @@ import { routingHost, validAuthority } from '../router/request-host.ts'
 import { upstreamTarget } from '../router/route.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
-import { Exchange, type ExchangeResult } from './exchange.ts'
+import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
+import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
 import { tunnelableUpgrade } from './upgrade-policy.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
+const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 const CONFIG_PATH = '/.nanoproxy/config'
 const PLAIN_TEXT = ['content-type', 'text/plain; charset=utf-8']
 const YAML_TEXT = ['content-type', 'text/yaml; charset=utf-8']
@@ -39,6 +41,7 @@ export class RequestHandler {
   /** TLS connections still in their handshake (no ClientConnection yet). */
   private readonly handshakes = new Set<Socket>()
   private onIdle: (() => void) | undefined
+  private readonly owners = new Map<string, ExchangeOwner>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
@@ -147,7 +150,8 @@ export class RequestHandler {
 
     if (!upgrade && path !== undefined && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
 
-    const route = table.match(routingHost(authority), path, rawPath)
+    const host = routingHost(authority)
+    const route = table.match(host, path, rawPath)
     if (route === undefined) {
       if (pathError !== undefined) {
         this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${pathError.message}: ${JSON.stringify(target.slice(0, 100))}`))
@@ -155,6 +159,21 @@ export class RequestHandler {
       }
       if (ctx.settings.debug) ctx.log.debug({ host: authority, path }, 'no matching rule')
       this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.NO_ROUTE, `no rule matches host ${JSON.stringify(authority)} path ${JSON.stringify(path)}`))
+      return
+    }
+    // Plain HTTP to a host that has a certificate: 308 to https, same host,
+    // path and query (308 keeps the method and body, RFC 9110 §15.4.9).
+    // Never for the ACME HTTP-01 challenge path: cert-manager's solver must
+    // answer it on port 80 (RFC 8555 §8.3), and before the first certificate
+    // is issued there is nothing to redirect to.
+    if (
+      conn.proto === 'http' &&
+      !state.tlsHosts.empty &&
+      state.tlsHosts.covers(host) &&
+      state.config.rules[route.index]?.sslRedirect !== false &&
+      !(path ?? rawPath).startsWith(ACME_CHALLENGE_PREFIX)
+    ) {
+      this.redirectToHttps(conn, head, started, host, pathAndQuery)
       return
     }
     const routedPath = route.raw ? rawPath : path!
@@ -189,9 +208,30 @@ export class RequestHandler {
       { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
       upgrade,
     )
-    const exchange = new Exchange(this, conn, head, upstream, requestHead, upgrade, started)
+    // HSTS only over HTTPS (RFC 6797 §7.2: never sent over plain HTTP).
+    const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
+    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started)
     conn.attach(exchange)
     exchange.start()
+  }
+
+  /**
+   * The handler as an exchange sees it (connection-roles.ts), with `line`
+   * added to the proxy's own header lines of the response: one per distinct
+   * line, kept for the handler's life (a config has a handful).
+   */
+  private ownerWithHeader(line: string): ExchangeOwner {
+    let owner = this.owners.get(line)
+    if (owner === undefined) {
+      owner = {
+        ctx: this.ctx,
+        identity: this.identity + line,
+        requestDone: (conn, head, started, result, upstream) => this.requestDone(conn as ClientConnection, head, started, result, upstream),
+        sendError: (conn, head, error, close) => this.sendError(conn as ClientConnection, head, error, close),
+      }
+      this.owners.set(line, owner)
+    }
+    return owner
   }
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
@@ -214,6 +254,17 @@ export class RequestHandler {
       return true
     }
     return false
+  }
+
+  private redirectToHttps(conn: ClientConnection, head: RequestHead, started: number, host: string, pathAndQuery: string): void {
+    const port = this.ctx.settings.httpsRedirectPort
+    const location = `https://${host}${port === 443 ? '' : `:${port}`}${pathAndQuery}`
+    // A small unread body is skipped by the connection, as after an error.
+    const closing = mustClose(head) || this.ctx.draining
+    const body = `Redirecting to ${location}\n`
+    conn.write(ownResponse(308, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
+    this.requestDone(conn, head, started, { status: 308, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
+    conn.responseFinished(closing, true)
   }
 
   /** Answers with the error's status and logs the request. */

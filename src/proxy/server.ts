@@ -1,23 +1,42 @@
-// The listening socket: plain TCP or TLS, each accepted connection handed
+// The listening sockets: plain TCP or TLS, each accepted connection handed
 // to a ClientConnection, and a graceful shutdown.
 
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net'
-import type { SecureContextOptions, TLSSocket } from 'node:tls'
+import type { Server as TlsServer, TLSSocket } from 'node:tls'
+import type { CertificateStore, KeyPair } from './certificate-store.ts'
 import { ClientConnection } from './client-connection.ts'
 import type { ProxyContext } from './proxy-context.ts'
 import type { RequestHandler } from './request-handler.ts'
 import { loadTls, TLS_POLICY } from './tls.ts'
 
-export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tls?: SecureContextOptions): Server {
+/** What a TLS listener serves: certificates by SNI, and the session ticket keys every worker shares. */
+export interface TlsListenerOptions {
+  store: CertificateStore
+  ticketKeys: Buffer
+}
+
+export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tls?: TlsListenerOptions): Server {
   // allowHalfOpen: a client that shuts down its sending side after the
   // request (netcat, some scripts) still gets the response.
   const options = { allowHalfOpen: true, noDelay: true }
   if (tls === undefined) {
     return createTcpServer(options, (socket: Socket) => new ClientConnection(handler, socket, 'http'))
   }
+  const store = tls.store
   const server = loadTls().createServer(
-    // A TLS handshake has TIMEOUT to complete, like a request head.
-    { ...options, ...tls, ...TLS_POLICY, handshakeTimeout: ctx.settings.timeoutMs },
+    {
+      ...options,
+      ...TLS_POLICY,
+      // The default certificate is the listener's own context: it is what a
+      // handshake without SNI gets, and what SNICallback falls back to.
+      ...store.defaultPair,
+      ticketKeys: tls.ticketKeys,
+      // A TLS handshake has TIMEOUT to complete, like a request head.
+      handshakeTimeout: ctx.settings.timeoutMs,
+      // Called for every ClientHello with a server name; reads the store's
+      // current lookup, so a reload reaches the next handshake.
+      SNICallback: (servername, callback) => callback(null, store.contextFor(servername)),
+    },
     (socket: TLSSocket) => {
       socket.setNoDelay(true)
       new ClientConnection(handler, socket, 'https')
@@ -33,6 +52,15 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
     socket.destroy()
   })
   return server
+}
+
+/**
+ * Makes `pair` the certificate of handshakes without SNI (or none), keeping
+ * the ticket keys: setSecureContext() builds a new context, which would
+ * otherwise get keys of its own and refuse every worker's tickets.
+ */
+export function setDefaultCertificate(server: Server, pair: KeyPair | undefined, ticketKeys: Buffer): void {
+  ;(server as TlsServer).setSecureContext({ ...TLS_POLICY, ...pair, ticketKeys })
 }
 
 /**
@@ -57,9 +85,9 @@ export function listen(server: Server, port: number, shared = false): Promise<nu
  * and after `graceMs` cut whatever is left, WebSocket tunnels included.
  * Resolves with whether everything finished within the grace period.
  */
-export async function drain(server: Server, ctx: ProxyContext, handler: RequestHandler, graceMs: number): Promise<boolean> {
+export async function drain(servers: readonly Server[], ctx: ProxyContext, handler: RequestHandler, graceMs: number): Promise<boolean> {
   ctx.draining = true
-  const closed = new Promise<void>((resolve) => server.close(() => resolve()))
+  const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
   handler.closeIdleConnections()
   // Connections that finish their last response while we wait close
   // themselves (draining); this catches any that were between states.

@@ -16,11 +16,44 @@ import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 export const CERT_FILE = 'cert.pem'
 export const KEY_FILE = 'key.pem'
 
-/** Server-side TLS policy: TLS 1.2+ and HTTP/1.1 over ALPN. */
+/**
+ * Server-side TLS policy: TLS 1.2+ and Mozilla's "intermediate" cipher list
+ * (wiki.mozilla.org/Security/Server_Side_TLS, config generator 5.7): the
+ * TLS 1.3 suites, then ECDHE with AES-GCM or ChaCha20-Poly1305 for TLS 1.2.
+ * The DHE suites of that list are left out: they need a DH parameter file,
+ * and every client that offers them offers ECDHE too. The server does not
+ * impose its order (the clients pick, as Mozilla recommends: they know
+ * whether they have AES hardware). ALPN offers `http/1.1` only; `h2` is
+ * added here when the engine speaks it.
+ */
 export const TLS_POLICY = {
   minVersion: 'TLSv1.2',
+  ciphers: [
+    'TLS_AES_128_GCM_SHA256',
+    'TLS_AES_256_GCM_SHA384',
+    'TLS_CHACHA20_POLY1305_SHA256',
+    'ECDHE-ECDSA-AES128-GCM-SHA256',
+    'ECDHE-RSA-AES128-GCM-SHA256',
+    'ECDHE-ECDSA-AES256-GCM-SHA384',
+    'ECDHE-RSA-AES256-GCM-SHA384',
+    'ECDHE-ECDSA-CHACHA20-POLY1305',
+    'ECDHE-RSA-CHACHA20-POLY1305',
+  ].join(':'),
+  honorCipherOrder: false,
   ALPNProtocols: ['http/1.1'],
 } as const
+
+/** Length of the session ticket keys `tls.Server` takes (RFC 5077 §4: name, HMAC and AES keys). */
+export const TICKET_KEYS_BYTES = 48
+/** The variable a supervisor passes the shared ticket keys to its workers in (hex). */
+export const TICKET_KEYS_ENV = 'NANOPROXY_TLS_TICKET_KEYS'
+/**
+ * How often the ticket keys are replaced. A ticket made with the old keys is
+ * then refused and that client does one full handshake: tickets must not
+ * outlive their keys for long (forward secrecy of resumed sessions, as
+ * Mozilla's guide and nginx's `ssl_session_ticket_key` advice say).
+ */
+export const TICKET_KEYS_ROTATION_MS = 12 * 60 * 60 * 1000
 
 export function certificateFiles(certPath: string): [string, string] {
   return [join(certPath, CERT_FILE), join(certPath, KEY_FILE)]

@@ -10,10 +10,13 @@ import { listTokens } from '../http1/field-line.ts'
 import { headLength } from '../http1/head-end.ts'
 import { ParseError } from '../http1/parse-error.ts'
 import { parseResponseHead, type ResponseHead } from '../http1/response-head.ts'
-import { WRITE_BUFFER } from './client-connection.ts'
 import type { Expiring } from './deadlines.ts'
 import { loadTls } from './tls.ts'
-import type { UpstreamPool } from './upstream-pool.ts'
+// The pool as this file sees it (connection-roles.ts), under the name of the class that plays it.
+import type { ConnectionPool } from './connection-roles.ts'
+import { WRITE_BUFFER } from './write-buffer.ts'
+
+type UpstreamPool = ConnectionPool<UpstreamConnection>
 
 /** How the response body is delimited (RFC 9112 §6.3). */
 export const BodyMode = {

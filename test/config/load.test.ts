@@ -96,7 +96,7 @@ rules:
   })
 
   it('rejects unknown top-level fields, listing the allowed ones', () => {
-    assert.deepEqual(problems('upstream: []\n'), ['c.yaml:1:1: unknown field "upstream" (allowed: upstreams, rules)'])
+    assert.deepEqual(problems('upstream: []\n'), ['c.yaml:1:1: unknown field "upstream" (allowed: upstreams, rules, certificates)'])
   })
 
   it('rejects an upstream host with a port in it, which is not an IPv6 address', () => {

@@ -144,7 +144,7 @@ describe('the ingress controller', () => {
   it('writes its first config only after the initial lists, and then reports ready', async () => {
     await controller.waitForLog((l) => l.msg === 'config written')
     const kinds = controller.logs.filter((l) => l.msg === 'initial list complete').map((l) => l.kind)
-    assert.deepEqual([...kinds].sort(), ['ingressclasses', 'ingresses', 'services'])
+    assert.deepEqual([...kinds].sort(), ['ingressclasses', 'ingresses', 'secrets', 'services'])
     const firstWrite = controller.logs.findIndex((l) => l.msg === 'config written')
     const lastList = Math.max(...controller.logs.map((l, i) => (l.msg === 'initial list complete' ? i : -1)))
     assert.ok(firstWrite > lastList, 'the config must be written after every initial list')

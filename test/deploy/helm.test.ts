@@ -103,7 +103,10 @@ describe('the Helm chart', () => {
     ])
     const service = find<V1Service>(objects, 'Service')
     assert.equal(service.spec?.type, 'LoadBalancer')
-    assert.deepEqual(service.spec?.ports, [{ name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' }])
+    assert.deepEqual(service.spec?.ports, [
+      { name: 'http', port: 80, targetPort: 'http', protocol: 'TCP' },
+      { name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' },
+    ])
     assert.deepEqual(service.spec?.selector, find<V1Deployment>(objects, 'Deployment').spec?.selector.matchLabels)
     const ingressClass = find<V1IngressClass>(objects, 'IngressClass')
     assert.equal(ingressClass.spec?.controller, 'benc-uk/nanoproxy')
@@ -134,7 +137,7 @@ describe('the Helm chart', () => {
       assert.equal(envOf(c).CONF_FILE, '/conf/config.yaml')
       assert.equal(envOf(c).DEBUG, undefined)
     }
-    assert.deepEqual(envOf(pod.containers[0]!), { CONF_FILE: '/conf/config.yaml', PORT: '8080', WORKERS: '1', TIMEOUT: '5', SHUTDOWN_TIMEOUT: '25' })
+    assert.deepEqual(envOf(pod.containers[0]!), { CONF_FILE: '/conf/config.yaml', PORT: '8080', WORKERS: '1', TIMEOUT: '5', SHUTDOWN_TIMEOUT: '25', HTTPS_PORT: '8443', HTTPS_REDIRECT_PORT: '443' })
     assert.deepEqual(envOf(pod.containers[1]!), {
       CONF_FILE: '/conf/config.yaml',
       PORT: '9090',
@@ -148,7 +151,10 @@ describe('the Helm chart', () => {
     const objects = renderChart()
     const proxy = container(objects, 'proxy')
     const controller = container(objects, 'controller')
-    assert.deepEqual(proxy.ports, [{ name: 'http', containerPort: 8080, protocol: 'TCP' }])
+    assert.deepEqual(proxy.ports, [
+      { name: 'http', containerPort: 8080, protocol: 'TCP' },
+      { name: 'https', containerPort: 8443, protocol: 'TCP' },
+    ])
     const health = { path: '/.nanoproxy/health', port: 'http', scheme: 'HTTP' }
     assert.deepEqual([proxy.startupProbe?.httpGet, proxy.readinessProbe?.httpGet, proxy.livenessProbe?.httpGet], [health, health, health])
     assert.deepEqual(controller.ports, [{ name: 'health', containerPort: 9090, protocol: 'TCP' }])
@@ -348,6 +354,18 @@ describe('the Helm chart', () => {
   it("refuses the original chart's image.prefix, naming image.repository, rather than deploy its two images", () => {
     const message = renderChartError({ values: { image: { prefix: 'ghcr.io/benc-uk/nanoproxy' } } })
     assert.match(message, /image\.prefix \(ghcr\.io\/benc-uk\/nanoproxy\) is a value of the original NanoProxy chart.*set image\.repository/)
+  })
+
+  it('passes the default certificate Secret to the controller, a bare name in the release namespace', () => {
+    const bare = renderChart({ values: { tls: { defaultSecret: 'wildcard-tls' } } })
+    assert.equal(envOf(container(bare, 'controller')).DEFAULT_TLS_SECRET, 'nanoproxy/wildcard-tls')
+    const qualified = renderChart({ values: { tls: { defaultSecret: 'certs/wildcard-tls' } } })
+    assert.equal(envOf(container(qualified, 'controller')).DEFAULT_TLS_SECRET, 'certs/wildcard-tls')
+    assert.equal(envOf(container(renderChart({}), 'controller')).DEFAULT_TLS_SECRET, undefined)
+  })
+
+  it('refuses an HTTPS port equal to the proxy or health port', () => {
+    assert.match(renderChartError({ values: { proxy: { httpsPort: 8080 } } }), /proxy\.httpsPort must differ/)
   })
 
   it('refuses TLS without a Secret, one port for both containers, and a grace period too short for the drain', () => {

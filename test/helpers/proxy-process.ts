@@ -21,6 +21,8 @@ export class ProxyProcess {
   readonly logs: LogLine[] = []
   stderr = ''
   port = 0
+  /** The HTTPS listener's port, when the proxy has one beside its plain one. */
+  httpsPort = 0
   private waiters: { pred: (l: LogLine) => boolean; resolve: (l: LogLine) => void }[] = []
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
 
@@ -128,6 +130,7 @@ export async function startProxy(opts: StartOptions = {}): Promise<ProxyProcess>
     }),
   ])
   proxy.port = listening.port as number
+  if (typeof listening.https_port === 'number') proxy.httpsPort = listening.https_port
   return proxy
 }
 

@@ -1,0 +1,164 @@
+// The one owner of a running proxy's lifecycle: its listeners (plain HTTP,
+// HTTPS, or both), config reloads, certificate swaps, session ticket keys and
+// graceful shutdown. The CLI (cli/serve-proxy.ts) only wires signals and file
+// watchers to it; tests can start a proxy in-process with it.
+
+import type { Server } from 'node:net'
+import type { ProxyConfig } from '../config/schema.ts'
+import type { Logger } from '../log.ts'
+import { DEFAULT_HTTPS_PORT, type ProxySettings } from '../settings.ts'
+import { CertificateStore, type CertificateUpdate, type KeyPair } from './certificate-store.ts'
+import { DeadlineSweeper } from './deadlines.ts'
+import { ProxyContext } from './proxy-context.ts'
+import { RequestHandler } from './request-handler.ts'
+import { createProxyServer, drain, listen, setDefaultCertificate } from './server.ts'
+import { UpstreamPools } from './upstream-pools.ts'
+
+export interface ProxyOptions {
+  settings: ProxySettings
+  log: Logger
+  /** The config in force at start. */
+  config: ProxyConfig
+  /** Where relative certificate paths in the config start (the config file's directory). */
+  configDir: string
+  /** The CERT_PATH pair, already checked. */
+  certPathPair?: KeyPair | undefined
+  /** Session ticket keys (48 bytes), the same in every worker so that any worker resumes any session. */
+  ticketKeys: Buffer
+  /** Bind with SO_REUSEPORT, sharing the ports with sibling workers. */
+  shared: boolean
+}
+
+export interface Listening {
+  /** The plain-HTTP port, if there is a plain listener. */
+  http: number | undefined
+  /** The HTTPS port, if there is a TLS listener. */
+  https: number | undefined
+}
+
+export class ProxyLifecycle {
+  readonly ctx: ProxyContext
+  readonly handler: RequestHandler
+  readonly certificates: CertificateStore
+  private readonly options: ProxyOptions
+  private readonly pools: UpstreamPools
+  private ticketKeys: Buffer
+  private plain: Server | undefined
+  private tls: Server | undefined
+  private tlsPort: number | undefined
+  private listening = false
+  private opening: Promise<void> | undefined
+
+  constructor(options: ProxyOptions) {
+    this.options = options
+    const { settings, log } = options
+    const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
+    this.pools = new UpstreamPools(settings, log, sweeper)
+    this.ctx = new ProxyContext(settings, log, this.pools)
+    this.handler = new RequestHandler(this.ctx, sweeper)
+    this.ticketKeys = options.ticketKeys
+    this.certificates = new CertificateStore(log)
+    this.certificates.onDefaultChange = (pair) => {
+      if (this.tls) setDefaultCertificate(this.tls, pair, this.ticketKeys)
+    }
+    if (options.certPathPair) this.certificates.setCertPathPair(options.certPathPair)
+    this.apply(options.config)
+  }
+
+  /**
+   * Opens the listeners: plain HTTP on PORT and HTTPS on HTTPS_PORT; or,
+   * without HTTPS_PORT, CERT_PATH's original single TLS port on PORT; or
+   * plain HTTP on PORT, plus HTTPS on 8443 once the config has certificates.
+   */
+  async listen(): Promise<Listening> {
+    const { settings, shared } = this.options
+    this.listening = true
+    const singleTls = settings.httpsPort === undefined && settings.certPath !== undefined
+    let http: number | undefined
+    if (singleTls) {
+      this.tls = createProxyServer(this.ctx, this.handler, { store: this.certificates, ticketKeys: this.ticketKeys })
+      this.tlsPort = await listen(this.tls, settings.port, shared)
+    } else {
+      this.plain = createProxyServer(this.ctx, this.handler)
+      http = await listen(this.plain, settings.port, shared)
+      if (this.wantsTls()) await this.openTls()
+    }
+    return { http, https: this.tlsPort }
+  }
+
+  /** Ports in use now. */
+  get ports(): Listening {
+    return { http: this.plain ? portOf(this.plain) : undefined, https: this.tlsPort }
+  }
+
+  /**
+   * Makes `config` the one new requests and new handshakes use: routing at
+   * once, certificates as soon as they are loaded (unchanged ones are not
+   * parsed again). Opens the HTTPS listener if the config is the first with
+   * certificates.
+   */
+  reload(config: ProxyConfig): { update: CertificateUpdate; listening: Promise<void> } {
+    const update = this.apply(config)
+    const listening = this.listening && this.tls === undefined && this.wantsTls() ? this.openTls() : Promise.resolve()
+    return { update, listening }
+  }
+
+  /** A renewed CERT_PATH pair (checked by the caller). */
+  setCertPathPair(pair: KeyPair): void {
+    this.certificates.setCertPathPair(pair)
+  }
+
+  /**
+   * New session ticket keys: tickets issued before are refused from now on
+   * (those clients do one full handshake). Every worker gets the same keys.
+   */
+  setTicketKeys(keys: Buffer): void {
+    this.ticketKeys = keys
+    ;(this.tls as (Server & { setTicketKeys(k: Buffer): void }) | undefined)?.setTicketKeys(keys)
+  }
+
+  /** Requests and tunnels in progress. */
+  get inFlight(): number {
+    return this.handler.active
+  }
+
+  /**
+   * Graceful shutdown of every listener (see server.ts drain): stops
+   * accepting before it returns its promise. Resolves with whether
+   * everything finished within SHUTDOWN_TIMEOUT.
+   */
+  shutdown(): Promise<boolean> {
+    const servers = [this.plain, this.tls].filter((s): s is Server => s !== undefined)
+    return drain(servers, this.ctx, this.handler, this.options.settings.shutdownTimeoutMs).then(async (clean) => {
+      if (clean) await this.pools.closeAll()
+      else await this.pools.destroyAll()
+      return clean
+    })
+  }
+
+  private apply(config: ProxyConfig): CertificateUpdate {
+    this.ctx.apply(config)
+    return this.certificates.update(config.certificates, this.options.configDir)
+  }
+
+  private wantsTls(): boolean {
+    const { settings } = this.options
+    return settings.httpsPort !== undefined || settings.certPath !== undefined || (this.ctx.state.config.certificates?.length ?? 0) > 0
+  }
+
+  private openTls(): Promise<void> {
+    this.opening ??= (async () => {
+      const { settings, shared, log } = this.options
+      const server = createProxyServer(this.ctx, this.handler, { store: this.certificates, ticketKeys: this.ticketKeys })
+      this.tls = server
+      this.tlsPort = await listen(server, settings.httpsPort ?? DEFAULT_HTTPS_PORT, shared)
+      log.debug({ https_port: this.tlsPort }, 'HTTPS listener open')
+    })()
+    return this.opening
+  }
+}
+
+function portOf(server: Server): number | undefined {
+  const address = server.address()
+  return typeof address === 'object' && address ? address.port : undefined
+}
