@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name","host"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -26,8 +26,8 @@ const func2 = (function ucs2length(str) {
     return length;
 });
 const pattern0 = new RegExp("^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$", "u");
-const pattern1 = new RegExp("^/[^\\s?#]*$", "u");
-const pattern2 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
+const pattern2 = new RegExp("^/[^\\s?#]*$", "u");
+const pattern3 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -82,8 +82,9 @@ vErrors.push(err3);
 }
 errors++;
 }
-if(data1.host === undefined){
-const err4 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'"};
+for(const key1 in data1){
+if(!(((((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "servers")) || (key1 === "balance")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
+const err4 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -92,9 +93,12 @@ vErrors.push(err4);
 }
 errors++;
 }
-for(const key1 in data1){
-if(!(((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
-const err5 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+}
+if(data1.name !== undefined){
+let data2 = data1.name;
+if(typeof data2 === "string"){
+if(func2(data2) < 1){
+const err5 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -104,11 +108,8 @@ vErrors.push(err5);
 errors++;
 }
 }
-if(data1.name !== undefined){
-let data2 = data1.name;
-if(typeof data2 === "string"){
-if(func2(data2) < 1){
-const err6 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err6 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -118,8 +119,11 @@ vErrors.push(err6);
 errors++;
 }
 }
-else {
-const err7 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.host !== undefined){
+let data3 = data1.host;
+if(typeof data3 === "string"){
+if(!pattern0.test(data3)){
+const err7 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -129,11 +133,8 @@ vErrors.push(err7);
 errors++;
 }
 }
-if(data1.host !== undefined){
-let data3 = data1.host;
-if(typeof data3 === "string"){
-if(!pattern0.test(data3)){
-const err8 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
+else {
+const err8 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -143,8 +144,10 @@ vErrors.push(err8);
 errors++;
 }
 }
-else {
-const err9 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.port !== undefined){
+let data4 = data1.port;
+if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
+const err9 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -153,11 +156,9 @@ vErrors.push(err9);
 }
 errors++;
 }
-}
-if(data1.port !== undefined){
-let data4 = data1.port;
-if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-const err10 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data4 == "number") && (isFinite(data4))){
+if(data4 > 65535 || isNaN(data4)){
+const err10 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -166,9 +167,8 @@ vErrors.push(err10);
 }
 errors++;
 }
-if((typeof data4 == "number") && (isFinite(data4))){
-if(data4 > 65535 || isNaN(data4)){
-const err11 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(data4 < 1 || isNaN(data4)){
+const err11 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -177,8 +177,17 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(data4 < 1 || isNaN(data4)){
-const err12 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+if(data1.servers !== undefined){
+let data5 = data1.servers;
+if(Array.isArray(data5)){
+const len1 = data5.length;
+for(let i1=0; i1<len1; i1++){
+let data6 = data5[i1];
+if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+if(data6.host === undefined){
+const err12 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -187,12 +196,9 @@ vErrors.push(err12);
 }
 errors++;
 }
-}
-}
-if(data1.scheme !== undefined){
-let data5 = data1.scheme;
-if(!((data5 === "http") || (data5 === "https"))){
-const err13 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
+for(const key2 in data6){
+if(!(((key2 === "host") || (key2 === "port")) || (key2 === "weight"))){
+const err13 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -202,9 +208,11 @@ vErrors.push(err13);
 errors++;
 }
 }
-if(data1.noHostRewrite !== undefined){
-if(typeof data1.noHostRewrite !== "boolean"){
-const err14 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data6.host !== undefined){
+let data7 = data6.host;
+if(typeof data7 === "string"){
+if(!pattern0.test(data7)){
+const err14 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/host",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -214,9 +222,8 @@ vErrors.push(err14);
 errors++;
 }
 }
-}
 else {
-const err15 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err15 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/host",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -226,12 +233,10 @@ vErrors.push(err15);
 errors++;
 }
 }
-}
-}
-if(data.rules !== undefined){
-let data7 = data.rules;
-if((!(Array.isArray(data7))) && (data7 !== null)){
-const err16 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
+if(data6.port !== undefined){
+let data8 = data6.port;
+if(!(((typeof data8 == "number") && (!(data8 % 1) && !isNaN(data8))) && (isFinite(data8)))){
+const err16 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -240,13 +245,9 @@ vErrors.push(err16);
 }
 errors++;
 }
-if(Array.isArray(data7)){
-const len1 = data7.length;
-for(let i1=0; i1<len1; i1++){
-let data8 = data7[i1];
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
-if(data8.upstream === undefined){
-const err17 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if((typeof data8 == "number") && (isFinite(data8))){
+if(data8 > 65535 || isNaN(data8)){
+const err17 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -255,9 +256,8 @@ vErrors.push(err17);
 }
 errors++;
 }
-for(const key2 in data8){
-if(!((((((key2 === "upstream") || (key2 === "path")) || (key2 === "host")) || (key2 === "matchMode")) || (key2 === "stripPath")) || (key2 === "rawPath"))){
-const err18 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+if(data8 < 1 || isNaN(data8)){
+const err18 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -267,11 +267,11 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data8.upstream !== undefined){
-let data9 = data8.upstream;
-if(typeof data9 === "string"){
-if(func2(data9) < 1){
-const err19 = {instancePath:instancePath+"/rules/" + i1+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data6.weight !== undefined){
+let data9 = data6.weight;
+if(!(((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9))) && (isFinite(data9)))){
+const err19 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -280,9 +280,9 @@ vErrors.push(err19);
 }
 errors++;
 }
-}
-else {
-const err20 = {instancePath:instancePath+"/rules/" + i1+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data9 == "number") && (isFinite(data9))){
+if(data9 > 1000 || isNaN(data9)){
+const err20 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -291,12 +291,8 @@ vErrors.push(err20);
 }
 errors++;
 }
-}
-if(data8.path !== undefined){
-let data10 = data8.path;
-if(typeof data10 === "string"){
-if(!pattern1.test(data10)){
-const err21 = {instancePath:instancePath+"/rules/" + i1+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(data9 < 1 || isNaN(data9)){
+const err21 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -306,8 +302,10 @@ vErrors.push(err21);
 errors++;
 }
 }
+}
+}
 else {
-const err22 = {instancePath:instancePath+"/rules/" + i1+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -317,11 +315,9 @@ vErrors.push(err22);
 errors++;
 }
 }
-if(data8.host !== undefined){
-let data11 = data8.host;
-if(typeof data11 === "string"){
-if(!pattern2.test(data11)){
-const err23 = {instancePath:instancePath+"/rules/" + i1+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
+}
+else {
+const err23 = {instancePath:instancePath+"/upstreams/" + i0+"/servers",schemaPath:"#/properties/upstreams/items/properties/servers/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -331,8 +327,10 @@ vErrors.push(err23);
 errors++;
 }
 }
-else {
-const err24 = {instancePath:instancePath+"/rules/" + i1+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.balance !== undefined){
+let data10 = data1.balance;
+if(!((data10 === "roundRobin") || (data10 === "leastRequest"))){
+const err24 = {instancePath:instancePath+"/upstreams/" + i0+"/balance",schemaPath:"#/properties/upstreams/items/properties/balance/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.balance.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -342,10 +340,10 @@ vErrors.push(err24);
 errors++;
 }
 }
-if(data8.matchMode !== undefined){
-let data12 = data8.matchMode;
-if(!(((data12 === "prefix") || (data12 === "exact")) || (data12 === "pathPrefix"))){
-const err25 = {instancePath:instancePath+"/rules/" + i1+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
+if(data1.scheme !== undefined){
+let data11 = data1.scheme;
+if(!((data11 === "http") || (data11 === "https"))){
+const err25 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -355,9 +353,9 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data8.stripPath !== undefined){
-if(typeof data8.stripPath !== "boolean"){
-const err26 = {instancePath:instancePath+"/rules/" + i1+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data1.noHostRewrite !== undefined){
+if(typeof data1.noHostRewrite !== "boolean"){
+const err26 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -367,9 +365,9 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data8.rawPath !== undefined){
-if(typeof data8.rawPath !== "boolean"){
-const err27 = {instancePath:instancePath+"/rules/" + i1+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+else {
+const err27 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -380,13 +378,166 @@ errors++;
 }
 }
 }
-else {
-const err28 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+}
+if(data.rules !== undefined){
+let data13 = data.rules;
+if((!(Array.isArray(data13))) && (data13 !== null)){
+const err28 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err28];
 }
 else {
 vErrors.push(err28);
+}
+errors++;
+}
+if(Array.isArray(data13)){
+const len2 = data13.length;
+for(let i2=0; i2<len2; i2++){
+let data14 = data13[i2];
+if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
+if(data14.upstream === undefined){
+const err29 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if(vErrors === null){
+vErrors = [err29];
+}
+else {
+vErrors.push(err29);
+}
+errors++;
+}
+for(const key3 in data14){
+if(!((((((key3 === "upstream") || (key3 === "path")) || (key3 === "host")) || (key3 === "matchMode")) || (key3 === "stripPath")) || (key3 === "rawPath"))){
+const err30 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err30];
+}
+else {
+vErrors.push(err30);
+}
+errors++;
+}
+}
+if(data14.upstream !== undefined){
+let data15 = data14.upstream;
+if(typeof data15 === "string"){
+if(func2(data15) < 1){
+const err31 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err31];
+}
+else {
+vErrors.push(err31);
+}
+errors++;
+}
+}
+else {
+const err32 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err32];
+}
+else {
+vErrors.push(err32);
+}
+errors++;
+}
+}
+if(data14.path !== undefined){
+let data16 = data14.path;
+if(typeof data16 === "string"){
+if(!pattern2.test(data16)){
+const err33 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(vErrors === null){
+vErrors = [err33];
+}
+else {
+vErrors.push(err33);
+}
+errors++;
+}
+}
+else {
+const err34 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err34];
+}
+else {
+vErrors.push(err34);
+}
+errors++;
+}
+}
+if(data14.host !== undefined){
+let data17 = data14.host;
+if(typeof data17 === "string"){
+if(!pattern3.test(data17)){
+const err35 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
+if(vErrors === null){
+vErrors = [err35];
+}
+else {
+vErrors.push(err35);
+}
+errors++;
+}
+}
+else {
+const err36 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err36];
+}
+else {
+vErrors.push(err36);
+}
+errors++;
+}
+}
+if(data14.matchMode !== undefined){
+let data18 = data14.matchMode;
+if(!(((data18 === "prefix") || (data18 === "exact")) || (data18 === "pathPrefix"))){
+const err37 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
+if(vErrors === null){
+vErrors = [err37];
+}
+else {
+vErrors.push(err37);
+}
+errors++;
+}
+}
+if(data14.stripPath !== undefined){
+if(typeof data14.stripPath !== "boolean"){
+const err38 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err38];
+}
+else {
+vErrors.push(err38);
+}
+errors++;
+}
+}
+if(data14.rawPath !== undefined){
+if(typeof data14.rawPath !== "boolean"){
+const err39 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err39];
+}
+else {
+vErrors.push(err39);
+}
+errors++;
+}
+}
+}
+else {
+const err40 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err40];
+}
+else {
+vErrors.push(err40);
 }
 errors++;
 }
