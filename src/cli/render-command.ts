@@ -1,5 +1,5 @@
 // `nanoproxy render FILE...`: the controller's translation, offline. Reads
-// Ingress, IngressClass and Service objects from YAML (several documents per
+// Ingress, IngressClass, Service and EndpointSlice objects from YAML (several documents per
 // file, `kind: List` too) and prints the proxy config the controller would
 // write, so a change can be previewed before it is applied.
 
@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
 import { serializeConfig } from '../controller/config-writer.ts'
 import { controllerOptions } from '../controller/controller-settings.ts'
-import type { Ingress, IngressClass, Service } from '../controller/snapshot.ts'
+import type { EndpointSlice, Ingress, IngressClass, Service } from '../controller/snapshot.ts'
 import { translate } from '../controller/translate.ts'
 
 interface KubeObject {
@@ -20,6 +20,7 @@ export async function runRender(files: string[], env: Record<string, string | un
   const ingresses: Ingress[] = []
   const ingressClasses: IngressClass[] = []
   const services: Service[] = []
+  const endpointSlices: EndpointSlice[] = []
   const problems: string[] = []
 
   const add = (obj: KubeObject, where: string): void => {
@@ -35,6 +36,9 @@ export async function runRender(files: string[], env: Record<string, string | un
         return
       case 'Service':
         services.push(withNamespace(obj) as Service)
+        return
+      case 'EndpointSlice':
+        endpointSlices.push(withNamespace(obj) as EndpointSlice)
         return
       default:
         // Other kinds (Deployments next to the Ingress, say) are not ours to read.
@@ -58,7 +62,7 @@ export async function runRender(files: string[], env: Record<string, string | un
     return 1
   }
 
-  const { config, diagnostics } = translate({ ingresses, ingressClasses, services }, controllerOptions(env))
+  const { config, diagnostics } = translate({ ingresses, ingressClasses, services, endpointSlices }, controllerOptions(env))
   for (const d of diagnostics) process.stderr.write(`Warning ${d.namespace}/${d.name} ${d.reason}: ${d.message}\n`)
   process.stdout.write(serializeConfig(config))
   return 0
