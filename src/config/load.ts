@@ -38,6 +38,7 @@ interface RawUpstream {
   port?: number
   servers?: RawServer[]
   balance?: Balance
+  serverName?: string
   scheme?: Scheme
   noHostRewrite?: boolean
 }
@@ -242,6 +243,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[]): ProxyConfig {
         name: u.name,
         ...where,
         ...(u.balance !== undefined ? { balance: u.balance } : {}),
+        ...(u.serverName !== undefined ? { serverName: u.serverName.replace(/\.$/, '').toLowerCase() } : {}),
         scheme,
         noHostRewrite: u.noHostRewrite ?? false,
       }

@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -26,8 +26,9 @@ const func2 = (function ucs2length(str) {
     return length;
 });
 const pattern0 = new RegExp("^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$", "u");
-const pattern2 = new RegExp("^/[^\\s?#]*$", "u");
-const pattern3 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
+const pattern2 = new RegExp("^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
+const pattern3 = new RegExp("^/[^\\s?#]*$", "u");
+const pattern4 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -83,7 +84,7 @@ vErrors.push(err3);
 errors++;
 }
 for(const key1 in data1){
-if(!(((((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "servers")) || (key1 === "balance")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
+if(!((((((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "servers")) || (key1 === "balance")) || (key1 === "serverName")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
 const err4 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err4];
@@ -340,10 +341,11 @@ vErrors.push(err24);
 errors++;
 }
 }
-if(data1.scheme !== undefined){
-let data11 = data1.scheme;
-if(!((data11 === "http") || (data11 === "https"))){
-const err25 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
+if(data1.serverName !== undefined){
+let data11 = data1.serverName;
+if(typeof data11 === "string"){
+if(!pattern2.test(data11)){
+const err25 = {instancePath:instancePath+"/upstreams/" + i0+"/serverName",schemaPath:"#/properties/upstreams/items/properties/serverName/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -353,9 +355,8 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data1.noHostRewrite !== undefined){
-if(typeof data1.noHostRewrite !== "boolean"){
-const err26 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err26 = {instancePath:instancePath+"/upstreams/" + i0+"/serverName",schemaPath:"#/properties/upstreams/items/properties/serverName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -365,9 +366,10 @@ vErrors.push(err26);
 errors++;
 }
 }
-}
-else {
-const err27 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data1.scheme !== undefined){
+let data12 = data1.scheme;
+if(!((data12 === "http") || (data12 === "https"))){
+const err27 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -377,12 +379,9 @@ vErrors.push(err27);
 errors++;
 }
 }
-}
-}
-if(data.rules !== undefined){
-let data13 = data.rules;
-if((!(Array.isArray(data13))) && (data13 !== null)){
-const err28 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
+if(data1.noHostRewrite !== undefined){
+if(typeof data1.noHostRewrite !== "boolean"){
+const err28 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -391,13 +390,10 @@ vErrors.push(err28);
 }
 errors++;
 }
-if(Array.isArray(data13)){
-const len2 = data13.length;
-for(let i2=0; i2<len2; i2++){
-let data14 = data13[i2];
-if(data14 && typeof data14 == "object" && !Array.isArray(data14)){
-if(data14.upstream === undefined){
-const err29 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+}
+}
+else {
+const err29 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -406,9 +402,13 @@ vErrors.push(err29);
 }
 errors++;
 }
-for(const key3 in data14){
-if(!((((((key3 === "upstream") || (key3 === "path")) || (key3 === "host")) || (key3 === "matchMode")) || (key3 === "stripPath")) || (key3 === "rawPath"))){
-const err30 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+}
+}
+}
+if(data.rules !== undefined){
+let data14 = data.rules;
+if((!(Array.isArray(data14))) && (data14 !== null)){
+const err30 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -417,12 +417,13 @@ vErrors.push(err30);
 }
 errors++;
 }
-}
-if(data14.upstream !== undefined){
-let data15 = data14.upstream;
-if(typeof data15 === "string"){
-if(func2(data15) < 1){
-const err31 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(Array.isArray(data14)){
+const len2 = data14.length;
+for(let i2=0; i2<len2; i2++){
+let data15 = data14[i2];
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+if(data15.upstream === undefined){
+const err31 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -431,9 +432,9 @@ vErrors.push(err31);
 }
 errors++;
 }
-}
-else {
-const err32 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key3 in data15){
+if(!((((((key3 === "upstream") || (key3 === "path")) || (key3 === "host")) || (key3 === "matchMode")) || (key3 === "stripPath")) || (key3 === "rawPath"))){
+const err32 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -443,11 +444,11 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data14.path !== undefined){
-let data16 = data14.path;
+if(data15.upstream !== undefined){
+let data16 = data15.upstream;
 if(typeof data16 === "string"){
-if(!pattern2.test(data16)){
-const err33 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(func2(data16) < 1){
+const err33 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -458,7 +459,7 @@ errors++;
 }
 }
 else {
-const err34 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err34 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -468,11 +469,11 @@ vErrors.push(err34);
 errors++;
 }
 }
-if(data14.host !== undefined){
-let data17 = data14.host;
+if(data15.path !== undefined){
+let data17 = data15.path;
 if(typeof data17 === "string"){
 if(!pattern3.test(data17)){
-const err35 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
+const err35 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -483,7 +484,7 @@ errors++;
 }
 }
 else {
-const err36 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err36 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -493,10 +494,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data14.matchMode !== undefined){
-let data18 = data14.matchMode;
-if(!(((data18 === "prefix") || (data18 === "exact")) || (data18 === "pathPrefix"))){
-const err37 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
+if(data15.host !== undefined){
+let data18 = data15.host;
+if(typeof data18 === "string"){
+if(!pattern4.test(data18)){
+const err37 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -506,9 +508,8 @@ vErrors.push(err37);
 errors++;
 }
 }
-if(data14.stripPath !== undefined){
-if(typeof data14.stripPath !== "boolean"){
-const err38 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err38 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -518,9 +519,10 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data14.rawPath !== undefined){
-if(typeof data14.rawPath !== "boolean"){
-const err39 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.matchMode !== undefined){
+let data19 = data15.matchMode;
+if(!(((data19 === "prefix") || (data19 === "exact")) || (data19 === "pathPrefix"))){
+const err39 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -530,14 +532,38 @@ vErrors.push(err39);
 errors++;
 }
 }
-}
-else {
-const err40 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data15.stripPath !== undefined){
+if(typeof data15.stripPath !== "boolean"){
+const err40 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err40];
 }
 else {
 vErrors.push(err40);
+}
+errors++;
+}
+}
+if(data15.rawPath !== undefined){
+if(typeof data15.rawPath !== "boolean"){
+const err41 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err41];
+}
+else {
+vErrors.push(err41);
+}
+errors++;
+}
+}
+}
+else {
+const err42 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err42];
+}
+else {
+vErrors.push(err42);
 }
 errors++;
 }

@@ -47,6 +47,12 @@ export interface UpstreamConfig {
   servers?: ServerConfig[]
   /** Absent: roundRobin (DEFAULT_BALANCE). */
   balance?: Balance
+  /**
+   * HTTPS: the name sent as SNI and checked in the servers' certificates
+   * (nginx's proxy_ssl_name, Envoy's sni). Absent: each server's host when it
+   * is a name; none for an address.
+   */
+  serverName?: string
   scheme: Scheme
   noHostRewrite: boolean
 }
@@ -114,6 +120,7 @@ export const configSchema = {
             },
           },
           balance: { enum: BALANCES },
+          serverName: { type: 'string', pattern: `^${HOSTNAME}$` },
           scheme: { enum: SCHEMES },
           noHostRewrite: { type: 'boolean' },
         },
@@ -141,5 +148,6 @@ export const configSchema = {
 /** Friendlier words for schema patterns than "must match pattern ^...$". */
 export const PATTERN_HINTS: Record<string, string> = {
   host: 'must be a hostname or IP address, without scheme, port or path',
+  serverName: 'must be a DNS name',
   path: 'must start with "/" and contain no spaces, "?" or "#"',
 }

@@ -86,7 +86,10 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
         const host = (spec.spec.externalName ?? '').replace(/\.$/, '')
         upstreams.set(upstreamName, { name: upstreamName, servers: host === '' ? [] : [{ host, port: port.port, weight: 1 }], ...common })
       } else {
-        upstreams.set(upstreamName, { name: upstreamName, servers: endpointServers(slices.get(`${namespace}/${service}`), port), ...common })
+        // HTTPS to pod IPs: SNI and the certificate check use the Service's
+        // DNS name, what a certificate for the Service is issued for.
+        const serverName = settings.scheme === 'https' ? { serverName: `${service}.${namespace}.svc.${options.clusterDomain}` } : {}
+        upstreams.set(upstreamName, { name: upstreamName, servers: endpointServers(slices.get(`${namespace}/${service}`), port), ...serverName, ...common })
       }
       return upstreamName
     }

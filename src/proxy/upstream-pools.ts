@@ -95,7 +95,7 @@ export class UpstreamPools {
         for (const address of addresses) {
           const tls = config.scheme === 'https'
           // SNI and certificate checks use the name the server was given by, never the address it resolved to.
-          const servername = tls && isIP(server.host) === 0 ? server.host : undefined
+          const servername = !tls ? undefined : (config.serverName ?? (isIP(server.host) === 0 ? server.host : undefined))
           const key = `${config.scheme}://${address.includes(':') ? `[${address}]` : address}:${server.port}${servername !== undefined ? ` ${servername}` : ''}`
           let pool = next.get(key) ?? this.pools.get(key)
           if (pool === undefined) {

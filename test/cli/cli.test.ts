@@ -78,7 +78,7 @@ describe('nanoproxy validate', () => {
     assert.equal(code, 1)
     assert.equal(
       stderr,
-      `${path}:4:5: unknown field "prot" in upstream 1 (allowed: name, host, port, servers, balance, scheme, noHostRewrite)\n` +
+      `${path}:4:5: unknown field "prot" in upstream 1 (allowed: name, host, port, servers, balance, serverName, scheme, noHostRewrite)\n` +
         `${path}:6:15: rule 1 names upstream "b", which is not defined (upstreams: "a")\n` +
         `${path}: 2 problems\n`,
     )

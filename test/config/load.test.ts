@@ -67,7 +67,7 @@ rules:
 `)
     assert.deepEqual(lines, [
       'c.yaml:4:11: upstream 1 field "port" must be an integer, not string "80"',
-      'c.yaml:5:5: unknown field "colour" in upstream 1 (allowed: name, host, port, servers, balance, scheme, noHostRewrite)',
+      'c.yaml:5:5: unknown field "colour" in upstream 1 (allowed: name, host, port, servers, balance, serverName, scheme, noHostRewrite)',
       'c.yaml:6:11: duplicate upstream name "a"',
       'c.yaml:7:11: upstream 2 field "host": "http://y.example" must be a hostname or IP address, without scheme, port or path',
       'c.yaml:8:13: upstream 2 field "scheme": "ftp" is not valid for scheme; expected one of http, https',
