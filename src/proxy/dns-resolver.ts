@@ -11,7 +11,7 @@
 // default). Resolution goes through getaddrinfo (dns.lookup), as a
 // connection would: /etc/hosts and the pod's resolv.conf search list apply.
 
-import { lookup } from 'node:dns/promises'
+import dns, { type LookupAddress } from 'node:dns'
 import type { Logger } from '../log.ts'
 
 export const DNS_REFRESH_MS = 5000
@@ -59,7 +59,7 @@ export class DnsResolver {
   private async resolve(name: string): Promise<void> {
     let found: string[]
     try {
-      const all = await lookup(name, { all: true, order: 'verbatim' })
+      const all = await lookupAll(name)
       found = [...new Set(all.map((a) => a.address))]
     } catch (err) {
       // Keep the last answer: a DNS hiccup should not empty an upstream.
@@ -75,6 +75,13 @@ export class DnsResolver {
     this.log.debug({ host: name, addresses: found }, 'upstream server name resolved')
     this.onChange()
   }
+}
+
+/** dns.lookup, looked up at call time: the function net.connect uses, so both see the same answers. */
+function lookupAll(name: string): Promise<LookupAddress[]> {
+  return new Promise((resolve, reject) => {
+    dns.lookup(name, { all: true, order: 'verbatim' }, (err, addresses) => (err ? reject(err) : resolve(addresses)))
+  })
 }
 
 function sameList(a: readonly string[], b: readonly string[]): boolean {
