@@ -214,6 +214,25 @@ describe('traffic to EndpointSlice endpoints in a network namespace', { skip }, 
     await until('drain.test', (s, b) => s === 503 && b.includes('NP_ERR_UPSTREAM_NO_SERVERS'), '503 without servers')
   })
 
+  it('least request sends most requests to the idle endpoint when the other is slow', async () => {
+    await serve('slow', 51, 200)
+    await serve('quick', 52)
+    const own = await startProxy({
+      config: `upstreams:\n  - name: app\n    balance: leastRequest\n    servers: [{ host: ${SUBNET}.51, port: 8080 }, { host: ${SUBNET}.52, port: 8080 }]\nrules:\n  - { upstream: app }\n`,
+    })
+    const shared = proxy
+    proxy = own
+    try {
+      const { counts, failures } = await traffic('any.test', 200, 4)
+      assert.deepEqual(failures, [])
+      // Round robin would give each 100.
+      assert.ok((counts.get('quick') ?? 0) >= 180, JSON.stringify(Object.fromEntries(counts)))
+    } finally {
+      proxy = shared
+      await own.stop()
+    }
+  })
+
   it('sends an ExternalName Service to every address of its external name', async () => {
     const ns = 'external'
     await serve('x1', 61)

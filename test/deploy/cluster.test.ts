@@ -237,7 +237,9 @@ async function install(inst: Installation): Promise<{ controller: ProxyProcess; 
 async function exercise(inst: Installation, controller: ProxyProcess, configFile: string, tag: string): Promise<void> {
   const ns = inst.appsNamespace
   const host = `${tag}.deploy.test`
-  await apply([service(ns, 'web'), ingress(ns, tag, host, inst.className), ingress(ns, `${tag}-bad`, `bad.${host}`, inst.className, { 'nanoproxy/strip-path': 'maybe' })])
+  // service-upstream: the upstream is the Service's DNS name, which shows the
+  // controller's CLUSTER_DOMAIN (this API server has no EndpointSlice controller).
+  await apply([service(ns, 'web'), ingress(ns, tag, host, inst.className, { 'nanoproxy/service-upstream': 'true' }), ingress(ns, `${tag}-bad`, `bad.${host}`, inst.className, { 'nanoproxy/strip-path': 'maybe' })])
   const config = await until(`the Ingress ${ns}/${tag} in ${configFile}`, () => {
     const c = readConfig(configFile)
     return c?.rules.some((r) => r.host === host) ? c : undefined
@@ -306,7 +308,11 @@ describe('installing NanoProxy on a real API server', () => {
     const example = ['deployment.yaml', 'service.yaml', 'ingress.yaml'].flatMap((f) => parseManifests(readFileSync(join(ROOT, 'examples/httpbin', f), 'utf8')))
     await apply(example.map((o) => ({ ...o, metadata: { ...o.metadata, namespace: 'default' } })))
     const expected = readFileSync(join(ROOT, 'test/deploy/fixtures/httpbin.expected.yaml'), 'utf8')
-    await until('the httpbin config', () => (existsSync(configFile) && readFileSync(configFile, 'utf8') === expected ? true : undefined))
+    // The controller writes JSON, render YAML: the same config either way.
+    const want = JSON.stringify(parseConfig(expected, 'expected'))
+    await until('the httpbin config', () => (JSON.stringify(readConfig(configFile)) === want ? true : undefined)).catch((err: unknown) => {
+      throw new Error(`${String(err)}; the config file:\n${existsSync(configFile) ? readFileSync(configFile, 'utf8') : '(none)'}`)
+    })
     // PUBLISH_SERVICE names the manifests' own Service: its load-balancer address reaches Ingress status.
     await core.patchNamespacedServiceStatus(
       { name: 'nanoproxy', namespace: 'nanoproxy', body: { status: { loadBalancer: { ingress: [{ ip: inst.published }] } } } },
