@@ -241,7 +241,10 @@ export class StatusUpdater {
     // Only a request to look at everything (new addresses, a rebuild) cuts
     // a pass short; single Ingresses that changed meanwhile (the echo of our
     // own patches, mostly) wait for the next pass.
-    const failed = await this.runJobs(jobs, () => this.stopped || this.full)
+    const failedJobs = await this.runJobs(jobs, () => this.stopped || this.full)
+    const failed = failedJobs.length
+    // A clear that failed stays ours to clear: the retry pass looks at managed Ingresses.
+    for (const job of failedJobs) if (job.onlyIf !== undefined) this.managed.add(job.key)
     // One line per pass: at 10,000 Ingresses a line per Ingress would flood the log.
     this.opts.log.info(
       {
@@ -299,18 +302,18 @@ export class StatusUpdater {
   }
 
   /**
-   * Runs the jobs with at most `concurrency` in flight; returns how many
+   * Runs the jobs with at most `concurrency` in flight; returns those that
    * failed. `abandon` is asked before each job: new inputs arrived, or the
    * loop is stopping, and the rest of this pass is not worth doing.
    */
-  private async runJobs(jobs: Job[], abandon: () => boolean): Promise<number> {
+  private async runJobs(jobs: Job[], abandon: () => boolean): Promise<Job[]> {
     let next = 0
-    let failed = 0
+    const failed: Job[] = []
     const worker = async (): Promise<void> => {
       while (next < jobs.length) {
         if (abandon()) return
         const job = jobs[next++]!
-        if (!(await this.apply(job))) failed++
+        if (!(await this.apply(job))) failed.push(job)
       }
     }
     await Promise.all(Array.from({ length: Math.min(this.opts.concurrency, jobs.length) }, worker))

@@ -29,6 +29,7 @@ import {
 } from '@kubernetes/client-node'
 import { parseConfig } from '../../src/config/load.ts'
 import type { ProxyConfig } from '../../src/config/schema.ts'
+import { serializeConfigJson } from '../../src/controller/config-writer.ts'
 import { createPki } from '../helpers/certs.ts'
 import { parseManifests, renderChart } from '../helpers/helm.ts'
 import { send } from '../helpers/http-client.ts'
@@ -307,12 +308,9 @@ describe('installing NanoProxy on a real API server', () => {
     // The example, as `kubectl apply -f examples/httpbin/` into the default namespace.
     const example = ['deployment.yaml', 'service.yaml', 'ingress.yaml'].flatMap((f) => parseManifests(readFileSync(join(ROOT, 'examples/httpbin', f), 'utf8')))
     await apply(example.map((o) => ({ ...o, metadata: { ...o.metadata, namespace: 'default' } })))
-    const expected = readFileSync(join(ROOT, 'test/deploy/fixtures/httpbin.expected.yaml'), 'utf8')
-    // The controller writes JSON, render YAML: the same config either way.
-    const want = JSON.stringify(parseConfig(expected, 'expected'))
-    await until('the httpbin config', () => (JSON.stringify(readConfig(configFile)) === want ? true : undefined)).catch((err: unknown) => {
-      throw new Error(`${String(err)}; the config file:\n${existsSync(configFile) ? readFileSync(configFile, 'utf8') : '(none)'}`)
-    })
+    // The fixture is render's YAML; the controller writes the same config as JSON (src/controller/config-writer.ts).
+    const expected = serializeConfigJson(parseConfig(readFileSync(join(ROOT, 'test/deploy/fixtures/httpbin.expected.yaml'), 'utf8')))
+    await until('the httpbin config', () => (existsSync(configFile) && readFileSync(configFile, 'utf8') === expected ? true : undefined))
     // PUBLISH_SERVICE names the manifests' own Service: its load-balancer address reaches Ingress status.
     await core.patchNamespacedServiceStatus(
       { name: 'nanoproxy', namespace: 'nanoproxy', body: { status: { loadBalancer: { ingress: [{ ip: inst.published }] } } } },

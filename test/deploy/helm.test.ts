@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto'
 import { readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { describe, it } from 'node:test'
-import type { KubernetesObject, V1ClusterRole, V1Container, V1Deployment, V1IngressClass, V1Service } from '@kubernetes/client-node'
+import type { KubernetesObject, V1ClusterRole, V1Container, V1Role, V1Deployment, V1IngressClass, V1Service } from '@kubernetes/client-node'
 import { parse } from 'yaml'
 import { CHART, extractZipEntry, HELM_ENTRY, helmBinary, LAYER_ZIP, parseManifests, renderChart, renderChartError, runHelm, unzipMethods } from '../helpers/helm.ts'
 import { tempDir } from '../helpers/proxy-process.ts'
@@ -39,8 +39,9 @@ function container(objects: KubernetesObject[], name: string): V1Container {
   return c
 }
 
+/** A container's plain environment values (entries from the downward API are checked apart). */
 function envOf(c: V1Container): Record<string, string | undefined> {
-  return Object.fromEntries((c.env ?? []).map((e) => [e.name, e.value]))
+  return Object.fromEntries((c.env ?? []).filter((e) => e.valueFrom === undefined).map((e) => [e.name, e.value]))
 }
 
 function kinds(objects: KubernetesObject[]): string[] {
@@ -94,6 +95,8 @@ describe('the Helm chart', () => {
       'ServiceAccount/nanoproxy',
       'ClusterRole/nanoproxy',
       'ClusterRoleBinding/nanoproxy',
+      'Role/nanoproxy-controller',
+      'RoleBinding/nanoproxy-controller',
       'Service/nanoproxy',
       'Deployment/nanoproxy',
       'IngressClass/nanoproxy',
@@ -206,6 +209,22 @@ describe('the Helm chart', () => {
     assert.equal(binding.roleRef.name, 'edge-nanoproxy')
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'edge-nanoproxy', namespace: 'ingress' }])
     assert.equal(find<V1Deployment>(objects, 'Deployment').spec?.template.spec?.serviceAccountName, 'edge-nanoproxy')
+    // The namespaced Role for the last-replica check (pods of its own namespace only).
+    assert.deepEqual(find<V1Role>(objects, 'Role').rules, find<V1Role>(reference, 'Role').rules)
+    const roleBinding = find<{ metadata: { namespace: string }; roleRef: { kind: string; name: string }; subjects: unknown[] }>(objects, 'RoleBinding')
+    assert.equal(roleBinding.metadata.namespace, 'ingress')
+    assert.deepEqual(roleBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'edge-nanoproxy-controller' })
+    assert.deepEqual(roleBinding.subjects, [{ kind: 'ServiceAccount', name: 'edge-nanoproxy', namespace: 'ingress' }])
+    const env = container(objects, 'controller').env ?? []
+    assert.deepEqual(env.find((e) => e.name === 'POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } })
+    assert.deepEqual(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } })
+    assert.equal(env.find((e) => e.name === 'UPDATE_STATUS_ON_SHUTDOWN'), undefined)
+  })
+
+  it('turns clearing the Ingress status on shutdown off with controller.updateStatusOnShutdown: false', () => {
+    const objects = renderChart({ values: { controller: { updateStatusOnShutdown: false } } })
+    const env = container(objects, 'controller').env ?? []
+    assert.equal(env.find((e) => e.name === 'UPDATE_STATUS_ON_SHUTDOWN')?.value, 'false')
   })
 
   it('turns every option on: TLS, debug, default class, controller name, watched namespace, published addresses, proxy settings, PodDisruptionBudget', () => {
@@ -290,7 +309,7 @@ describe('the Helm chart', () => {
       affinity: { nodeAffinity: { requiredDuringSchedulingIgnoredDuringExecution: { nodeSelectorTerms: [{ matchExpressions: [{ key: 'ingress', operator: 'Exists' }] }] } } },
     }
     const objects = renderChart({ release: 'old', namespace: 'legacy', values: original })
-    assert.deepEqual(kinds(objects), ['ClusterRole/legacy-proxy', 'ClusterRoleBinding/legacy-proxy', 'Service/legacy-proxy', 'Deployment/legacy-proxy'])
+    assert.deepEqual(kinds(objects), ['ClusterRole/legacy-proxy', 'ClusterRoleBinding/legacy-proxy', 'Role/legacy-proxy-controller', 'RoleBinding/legacy-proxy-controller', 'Service/legacy-proxy', 'Deployment/legacy-proxy'])
     const deployment = find<V1Deployment>(objects, 'Deployment')
     const pod = deployment.spec!.template.spec!
     assert.equal(deployment.spec?.replicas, 3)

@@ -4,6 +4,12 @@
 # missing. Progress goes to stderr; the LAST line on stdout is the directory
 # holding `kube-apiserver` and `etcd`.
 #
+#   build.sh           kube-apiserver + etcd (the controller tests)
+#   build.sh --node    also kube-controller-manager, kube-scheduler, kubelet,
+#                      kube-proxy and the two programs of the test images
+#                      (images/: pause, echo), for the one-node cluster
+#                      (test/helpers/node-cluster.ts)
+#
 # Versions are pinned by the wrapper modules next to this script:
 #   apiserver/go.mod  (k8s.io/kubernetes + published k8s.io/* staging modules)
 #   etcd/go.mod       (go.etcd.io/etcd/server/v3)
@@ -14,6 +20,13 @@
 #   K8S_BUILD_JOBS       go build -p (default: 2)
 #   K8S_FORCE_REBUILD=1  rebuild even if the binaries exist
 set -euo pipefail
+
+NODE=0
+case "${1:-}" in
+  "") ;;
+  --node) NODE=1 ;;
+  *) printf 'usage: %s [--node]\n' "$0" >&2; exit 2 ;;
+esac
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 ROOT="$(cd "$HERE/../.." && pwd)"
@@ -62,7 +75,7 @@ up_to_date() { # <binary> <version>
 }
 
 build() { # <name> <module dir> <package> <version> <ldflags>
-  local name="$1" dir="$2" pkg="$3" version="$4" ldflags="$5"
+  local name="$1" dir="${2:-}" pkg="${3:-}" version="${4:-$KUBE_VERSION}" ldflags="${5:-}"
   if up_to_date "$name" "$version"; then
     log "$name $version: cached at $OUT/$name"
     return 0
@@ -88,15 +101,30 @@ build etcd "$HERE/etcd" go.etcd.io/etcd/server/v3 "$ETCD_VERSION" \
 # date is the release's module timestamp, so rebuilds are reproducible.
 KUBE_MAJOR="${KUBE_VERSION#v}"; KUBE_MAJOR="${KUBE_MAJOR%%.*}"
 KUBE_MINOR="${KUBE_VERSION#v*.}"; KUBE_MINOR="${KUBE_MINOR%%.*}"
-if ! up_to_date kube-apiserver "$KUBE_VERSION"; then
-  BUILD_DATE="$(cd "$HERE/apiserver" && { "$GO" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null || true; })"
-  BUILD_DATE="${BUILD_DATE:-1970-01-01T00:00:00Z}"
-else
-  BUILD_DATE=unused
-fi
 V=k8s.io/component-base/version
-build kube-apiserver "$HERE/apiserver" k8s.io/kubernetes/cmd/kube-apiserver "$KUBE_VERSION" \
-  "-s -w -X $V.gitVersion=$KUBE_VERSION -X $V.gitMajor=$KUBE_MAJOR -X $V.gitMinor=$KUBE_MINOR -X $V.gitTreeState=clean -X $V.gitCommit= -X $V.buildDate=$BUILD_DATE"
+BUILD_DATE=
+kube() { # <command name>: builds k8s.io/kubernetes/cmd/<name> from the wrapper module
+  if up_to_date "$1" "$KUBE_VERSION"; then build "$1"; return; fi
+  if [[ -z "$BUILD_DATE" ]]; then
+    BUILD_DATE="$(cd "$HERE/apiserver" && { "$GO" list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes 2>/dev/null || true; })"
+    BUILD_DATE="${BUILD_DATE:-1970-01-01T00:00:00Z}"
+  fi
+  build "$1" "$HERE/apiserver" "k8s.io/kubernetes/cmd/$1" "$KUBE_VERSION" \
+    "-s -w -X $V.gitVersion=$KUBE_VERSION -X $V.gitMajor=$KUBE_MAJOR -X $V.gitMinor=$KUBE_MINOR -X $V.gitTreeState=clean -X $V.gitCommit= -X $V.buildDate=$BUILD_DATE"
+}
+kube kube-apiserver
+
+if [[ "$NODE" == 1 ]]; then
+  # The node's components come from the same wrapper module (its go.mod
+  # lists them as tools), so they share kube-apiserver's compiled packages.
+  for c in kube-controller-manager kube-scheduler kubelet kube-proxy; do kube "$c"; done
+  # The test images' programs (standard library only): their "version" is
+  # a hash of their sources, so an edit rebuilds them.
+  IMAGES_VERSION="$(cd "$HERE/images" && cat go.mod ./*/*.go | sha256sum | cut -c1-16)"
+  for p in pause echo; do
+    build "image-$p" "$HERE/images" "./$p" "$IMAGES_VERSION" "-s -w"
+  done
+fi
 
 # (`go version -m <binary>` shows the Go toolchain and module versions used.)
 printf 'kube-apiserver=%s\netcd=%s\n' "$KUBE_VERSION" "$ETCD_VERSION" >"$OUT/versions.txt"
