@@ -144,9 +144,15 @@ async function startController(deployment: V1Deployment, kubeconfig: string, con
   const c = deployment.spec!.template.spec!.containers.find((c) => c.name === 'controller')!
   assert.deepEqual(c.args, ['controller'])
   const env: Record<string, string> = {}
+  // The downward API's pod fields, as the kubelet would fill them in (no
+  // pod of that name exists on this API server: the controller's
+  // last-replica check finds none and leaves status alone on shutdown).
+  const podFields: Record<string, string> = { 'metadata.name': 'nanoproxy-replayed', 'metadata.namespace': deployment.metadata!.namespace! }
   for (const e of c.env ?? []) {
-    assert.ok(e.value !== undefined, `${e.name}: only literal values can be replayed here`)
-    env[e.name] = e.value
+    const field = e.valueFrom?.fieldRef?.fieldPath
+    const value = e.value ?? (field === undefined ? undefined : podFields[field])
+    assert.ok(value !== undefined, `${e.name}: only literal values and pod fields can be replayed here`)
+    env[e.name] = value
   }
   // Where the pod has /conf and port 9090, the test has a temp file and any free port.
   const p = await startProxy({ args: ['controller', '-c', configFile], env: { ...env, CONF_FILE: configFile, PORT: '0', KUBECONFIG: kubeconfig }, noWait: true })
