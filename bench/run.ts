@@ -196,6 +196,8 @@ async function main(): Promise<void> {
 
   // Upstreams on the load CPU: nginx for HTTP, a Node `ws` echo server for WebSockets.
   const up = await freePort()
+  // Three more ports on the same upstream nginx: the 4-server upstream (balance4).
+  const upMore = [await freePort(), await freePort(), await freePort()]
   const wsUp = await freePort()
   writeFileSync(join(work, '1m.bin'), Buffer.alloc(MiB, 120))
   writeFileSync(
@@ -203,7 +205,7 @@ async function main(): Promise<void> {
     `worker_processes 1; daemon off; pid ${work}/upstream.pid; error_log ${work}/upstream.err;
 events { worker_connections 4096; }
 http { access_log off; keepalive_requests 1000000;
-  server { listen 127.0.0.1:${up};
+  server { listen 127.0.0.1:${up};${upMore.map((p) => ` listen 127.0.0.1:${p};`).join('')}
     location / { return 200 "hello world\\n"; }
     location = /1m { alias ${work}/1m.bin; }
     client_body_temp_path ${work}/upstream-body;
@@ -346,7 +348,7 @@ backend ws
     }
   }
 
-  const extras = await nanoproxyExtras(nanoConfig)
+  const extras = { ...(await nanoproxyExtras(nanoConfig)), ...(await balanceExtras(nginxBin, [up, ...upMore])) }
   if (ONLY === undefined || ONLY.has('tls')) {
     const { tlsComparison, tlsThousandCertificates } = await import('./tls-scenarios.ts')
     const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }
@@ -372,6 +374,83 @@ async function wsRoundTrips(url: string, conns: number, seconds: number): Promis
   child.stdout.setEncoding('utf8').on('data', (c: string) => (out += c))
   await once(child, 'exit')
   return Number(out.trim()) || 0
+}
+
+/**
+ * balance4: one upstream of 4 servers (the upstream nginx on 4 ports), small
+ * responses, 50 connections. CPU per request of NanoProxy with one server,
+ * with 4 under roundRobin and under leastRequest, and of nginx balancing
+ * the same 4 (an `upstream` block, keep-alive). Targets (issue 12): 4
+ * servers ≤ 1.1x one server; ≤ 2x nginx's CPU per request.
+ */
+async function balanceExtras(nginxBin: string, ports: number[]): Promise<Record<string, number>> {
+  if (ONLY && !ONLY.has('balance4')) return {}
+  const servers = ports.map((p) => `{host: 127.0.0.1, port: ${p}}`).join(', ')
+  const variants: [string, () => Promise<{ process: ChildProcess; pid: () => number }>][] = []
+  const nano = (label: string, upstream: string): void => {
+    variants.push([
+      label,
+      async () => {
+        writeFileSync(join(work, `${label}.yaml`), `upstreams:\n  - ${upstream}\nrules:\n  - {upstream: up, path: /}\n`)
+        const port = await freePort()
+        const p = pinned(PROXY_CPU, join(ROOT, 'bin/nanoproxy'), ['proxy', '-c', join(work, `${label}.yaml`)], { ...NANOPROXY_ENV, PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' })
+        await waitForPort(port)
+        return { process: Object.assign(p, { benchPort: port }), pid: () => childPids(p.pid!)[0] ?? p.pid! }
+      },
+    ])
+  }
+  nano('nano_1server', `{name: up, host: 127.0.0.1, port: ${ports[0]}}`)
+  nano('nano_4_roundRobin', `{name: up, balance: roundRobin, servers: [${servers}]}`)
+  nano('nano_4_leastRequest', `{name: up, balance: leastRequest, servers: [${servers}]}`)
+  variants.push([
+    'nginx_4',
+    async () => {
+      const port = await freePort()
+      writeFileSync(
+        join(work, 'nginx-balance.conf'),
+        `worker_processes 1; daemon off; pid ${work}/nginx-balance.pid; error_log ${work}/nginx.err;
+events { worker_connections 4096; }
+http { access_log off; keepalive_requests 1000000;
+  upstream up { ${ports.map((p) => `server 127.0.0.1:${p};`).join(' ')} keepalive 64; }
+  server { listen 127.0.0.1:${port}; proxy_buffering off;
+    location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; } } }
+`,
+      )
+      const p = pinned(PROXY_CPU, nginxBin, ['-c', join(work, 'nginx-balance.conf')])
+      await waitForPort(port)
+      return { process: Object.assign(p, { benchPort: port }), pid: () => childPids(p.pid!)[0] ?? p.pid! }
+    },
+  ])
+  const perRequest = new Map<string, number[]>()
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [label, start] of variants) {
+      const { process: p, pid } = await start()
+      const base = `http://127.0.0.1:${(p as ChildProcess & { benchPort: number }).benchPort}`
+      await new Promise((r) => setTimeout(r, 500))
+      await wrk(`${base}/`, 50, 2)
+      const before = cpuSeconds(pid())
+      const r = await wrk(`${base}/`, 50, DURATION)
+      const used = cpuSeconds(pid()) - before
+      await stop(p)
+      const us = (used / Math.max(1, r.rps * DURATION)) * 1e6
+      perRequest.set(label, [...(perRequest.get(label) ?? []), us])
+      console.error(`round ${round} balance4 ${label}: ${r.rps.toFixed(0)} req/s, ${us.toFixed(2)} CPU µs/req, errors ${r.errors}`)
+    }
+  }
+  const med = (xs: number[] | undefined): number => {
+    const v = [...(xs ?? [])].sort((a, b) => a - b)
+    return v.length === 0 ? NaN : v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2
+  }
+  const out: Record<string, number> = {}
+  for (const [label] of variants) out[`balance4_${label}_cpu_us_per_req`] = med(perRequest.get(label))
+  const one = out.balance4_nano_1server_cpu_us_per_req!
+  const ngx = out.balance4_nginx_4_cpu_us_per_req!
+  for (const policy of ['roundRobin', 'leastRequest']) {
+    const v = out[`balance4_nano_4_${policy}_cpu_us_per_req`]!
+    out[`balance4_${policy}_vs_1server`] = v / one
+    out[`balance4_${policy}_vs_nginx`] = v / ngx
+  }
+  return out
 }
 
 /** NanoProxy-only scenarios: table size, reload cost, reloads under load. */

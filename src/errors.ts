@@ -24,6 +24,8 @@ export const ERROR_CODES = {
   UPSTREAM_PROTOCOL: 'NP_ERR_UPSTREAM_PROTOCOL',
   /** The upstream sent more interim (1xx) responses to one request than the proxy relays. */
   UPSTREAM_TOO_MANY_INTERIM: 'NP_ERR_UPSTREAM_TOO_MANY_INTERIM',
+  /** The upstream has no server to send to (an empty `servers` list: a Service without endpoints). */
+  UPSTREAM_NO_SERVERS: 'NP_ERR_UPSTREAM_NO_SERVERS',
   /** The config file could not be read or failed validation. */
   CONFIG_INVALID: 'NP_ERR_CONFIG_INVALID',
   /** An environment variable or command-line flag has an unusable value. */
@@ -49,6 +51,9 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   NP_ERR_UPSTREAM_PROTOCOL: 502,
   NP_ERR_UPSTREAM_TOO_MANY_INTERIM: 502,
   NP_ERR_UPSTREAM_TIMEOUT: 504,
+  // RFC 9110 §15.6.4: nothing is there to serve it now, which may change
+  // (nginx and Envoy answer 503 for an upstream without endpoints).
+  NP_ERR_UPSTREAM_NO_SERVERS: 503,
 }
 
 export function httpStatusFor(code: ErrorCode): number {

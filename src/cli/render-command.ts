@@ -1,5 +1,5 @@
 // `nanoproxy render FILE...`: the controller's translation, offline. Reads
-// Ingress, IngressClass and Service objects from YAML (several documents per
+// Ingress, IngressClass, Service and EndpointSlice objects from YAML (several documents per
 // file, `kind: List` too) and prints the proxy config the controller would
 // write, so a change can be previewed before it is applied.
 
@@ -7,7 +7,7 @@ import { readFile } from 'node:fs/promises'
 import { parseAllDocuments } from 'yaml'
 import { serializeConfig } from '../controller/config-writer.ts'
 import { controllerOptions } from '../controller/controller-settings.ts'
-import type { Ingress, IngressClass, Secret, Service } from '../controller/snapshot.ts'
+import type { EndpointSlice, Ingress, IngressClass, Secret, Service } from '../controller/snapshot.ts'
 import { translateTls } from '../controller/tls-translate.ts'
 import { translate } from '../controller/translate.ts'
 
@@ -22,6 +22,7 @@ export async function runRender(files: string[], env: Record<string, string | un
   const ingressClasses: IngressClass[] = []
   const services: Service[] = []
   const secrets: Secret[] = []
+  const endpointSlices: EndpointSlice[] = []
   const problems: string[] = []
 
   const add = (obj: KubeObject, where: string): void => {
@@ -40,6 +41,9 @@ export async function runRender(files: string[], env: Record<string, string | un
         return
       case 'Secret':
         secrets.push(withNamespace(obj) as Secret)
+        return
+      case 'EndpointSlice':
+        endpointSlices.push(withNamespace(obj) as EndpointSlice)
         return
       default:
         // Other kinds (Deployments next to the Ingress, say) are not ours to read.
@@ -64,7 +68,7 @@ export async function runRender(files: string[], env: Record<string, string | un
   }
 
   const options = controllerOptions(env)
-  const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, options)
+  const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services, endpointSlices }, options)
   // spec.tls → certificates, when there is anything to say about TLS.
   if (secrets.length > 0 || owned.some((i) => (i.spec?.tls?.length ?? 0) > 0) || options.defaultTlsSecret) {
     const tls = translateTls(owned, secrets, options.defaultTlsSecret)

@@ -1,6 +1,7 @@
 // `nanoproxy routes FILE`: the routing table as the proxy will use it.
 
 import { loadConfigFile } from '../config/load.ts'
+import { serversOf } from '../config/schema.ts'
 import { ConfigError } from '../errors.ts'
 import { RouteTable } from '../router/route-table.ts'
 
@@ -19,7 +20,8 @@ export async function runRoutes(file: string): Promise<number> {
     if (group.routes.length === 0) continue
     for (const r of group.routes) {
       const u = r.upstream
-      const target = `${u.scheme}://${u.host.includes(':') ? `[${u.host}]` : u.host}:${u.port}`
+      const servers = serversOf(u)
+      const target = servers.length === 0 ? '(no servers)' : servers.map((s) => `${u.scheme}://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`).join(' ')
       rows.push([group.host, String(r.index + 1), r.matchMode, r.path, r.stripPath ? 'yes' : 'no', u.name, target])
     }
   }

@@ -12,7 +12,7 @@ import jsyaml from 'js-yaml'
 import type * as Yaml from 'yaml'
 import type { Document, Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
-import { configSchema, PATTERN_HINTS, type MatchMode, type ProxyConfig, type Scheme } from './schema.ts'
+import { configSchema, PATTERN_HINTS, type Balance, type MatchMode, type ProxyConfig, type Scheme, type UpstreamConfig } from './schema.ts'
 // configSchema compiled ahead of time (scripts/generate-schema-validator.ts):
 // compiling it here at start-up cost ~3 MB of RSS and Ajv in the image.
 import { validateConfigSchema as validateSchema } from './schema-validator.ts'
@@ -27,10 +27,18 @@ function yaml(): typeof Yaml {
   return (yamlModule ??= createRequire(import.meta.url)('yaml') as typeof Yaml)
 }
 
-interface RawUpstream {
-  name: string
+interface RawServer {
   host: string
   port?: number
+  weight?: number
+}
+interface RawUpstream {
+  name: string
+  host?: string
+  port?: number
+  servers?: RawServer[]
+  balance?: Balance
+  serverName?: string
   scheme?: Scheme
   noHostRewrite?: boolean
 }
@@ -184,19 +192,37 @@ function sections(raw: unknown): { upstreams: RawUpstream[]; rules: RawRule[]; c
   }
 }
 
+/** The schema's pattern lets anything with a colon through as IPv6; check it properly. */
+function badIpv6(host: unknown): boolean {
+  return typeof host === 'string' && host.includes(':') && isIP(host.replace(/^\[(.*)\]$/, '$1')) !== 6
+}
+
 /**
  * Checks that span fields: names are unique, every rule's upstream exists,
- * IPv6 hosts are real, a host has one certificate, there is one default.
+ * IPv6 hosts are real, an upstream has either `host` or `servers`, a host
+ * has one certificate, there is one default.
  */
 function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[], certificates: RawCertificate[] = []): { path: PathKey[]; message: string }[] {
   const problems: { path: PathKey[]; message: string }[] = []
   const seen = new Set<string>()
+  const hostHint = 'must be a hostname or IP address, without scheme, port or path'
   upstreams.forEach((u, i) => {
-    // The schema's pattern lets anything with a colon through as IPv6; check it properly.
-    if (typeof u.host === 'string' && u.host.includes(':') && isIP(u.host.replace(/^\[(.*)\]$/, '$1')) !== 6) {
-      problems.push({
-        path: ['upstreams', i, 'host'],
-        message: `upstream ${i + 1} field "host": ${JSON.stringify(u.host)} must be a hostname or IP address, without scheme, port or path`,
+    if (badIpv6(u.host)) {
+      problems.push({ path: ['upstreams', i, 'host'], message: `upstream ${i + 1} field "host": ${JSON.stringify(u.host)} ${hostHint}` })
+    }
+    const hasServers = u.servers !== undefined
+    if (u.host === undefined && !hasServers) {
+      problems.push({ path: ['upstreams', i], message: `upstream ${i + 1} needs "host" (one server) or "servers" (a list, possibly empty)` })
+    } else if (u.host !== undefined && hasServers) {
+      problems.push({ path: ['upstreams', i, 'servers'], message: `upstream ${i + 1} has both "host" and "servers": give one server with host/port, or a list in servers` })
+    } else if (hasServers && u.port !== undefined) {
+      problems.push({ path: ['upstreams', i, 'port'], message: `upstream ${i + 1} field "port" goes with "host"; with "servers", give each server its port` })
+    }
+    if (Array.isArray(u.servers)) {
+      u.servers.forEach((s, j) => {
+        if (s !== null && typeof s === 'object' && badIpv6(s.host)) {
+          problems.push({ path: ['upstreams', i, 'servers', j, 'host'], message: `upstream ${i + 1} server ${j + 1} field "host": ${JSON.stringify(s.host)} ${hostHint}` })
+        }
       })
     }
     if (typeof u.name !== 'string') return
@@ -252,12 +278,19 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
             ...(c.hstsIncludeSubDomains === true ? { hstsIncludeSubDomains: true } : {}),
           })),
         }),
-    upstreams: upstreams.map((u) => {
+    upstreams: upstreams.map((u): UpstreamConfig => {
       const scheme = u.scheme ?? 'http'
+      const defaultPort = scheme === 'https' ? 443 : 80
+      const unbracket = (h: string): string => h.replace(/^\[(.*)\]$/, '$1')
+      const where =
+        u.servers !== undefined
+          ? { servers: u.servers.map((s) => ({ host: unbracket(s.host), port: s.port ?? defaultPort, weight: s.weight ?? 1 })) }
+          : { host: unbracket(u.host ?? ''), port: u.port ?? defaultPort }
       return {
         name: u.name,
-        host: u.host.replace(/^\[(.*)\]$/, '$1'),
-        port: u.port ?? (scheme === 'https' ? 443 : 80),
+        ...where,
+        ...(u.balance !== undefined ? { balance: u.balance } : {}),
+        ...(u.serverName !== undefined ? { serverName: u.serverName.replace(/\.$/, '').toLowerCase() } : {}),
         scheme,
         noHostRewrite: u.noHostRewrite ?? false,
       }
@@ -390,6 +423,7 @@ function keyPos(doc: Document, path: PathKey[], key: string, at: (o: number) => 
 function allowedKeys(path: PathKey[]): string {
   const section = path[0]
   if (path.length === 0) return 'upstreams, rules, certificates'
+  if (section === 'upstreams' && path[2] === 'servers') return Object.keys(configSchema.properties.upstreams.items.properties.servers.items.properties).join(', ')
   if (section === 'upstreams') return Object.keys(configSchema.properties.upstreams.items.properties).join(', ')
   if (section === 'rules') return Object.keys(configSchema.properties.rules.items.properties).join(', ')
   if (section === 'certificates') return Object.keys(configSchema.properties.certificates.items.properties).join(', ')
@@ -407,6 +441,10 @@ function describe(path: PathKey[]): string {
   const [section, index, field] = path
   const noun = section === 'upstreams' ? 'upstream' : section === 'rules' ? 'rule' : section === 'certificates' ? 'certificate' : String(section)
   if (typeof index !== 'number') return String(section)
+  if (field === 'servers' && typeof path[3] === 'number') {
+    const inner = path[4]
+    return `${noun} ${index + 1} server ${path[3] + 1}${inner === undefined ? '' : ` field "${String(inner)}"`}`
+  }
   return field === undefined ? `${noun} ${index + 1}` : `${noun} ${index + 1} field "${String(field)}"`
 }
 

@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name","host"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -26,9 +26,10 @@ const func2 = (function ucs2length(str) {
     return length;
 });
 const pattern0 = new RegExp("^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$", "u");
-const pattern1 = new RegExp("^/[^\\s?#]*$", "u");
-const pattern2 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
-const pattern3 = new RegExp("^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
+const pattern2 = new RegExp("^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
+const pattern3 = new RegExp("^/[^\\s?#]*$", "u");
+const pattern4 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
+const pattern5 = new RegExp("^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -83,8 +84,9 @@ vErrors.push(err3);
 }
 errors++;
 }
-if(data1.host === undefined){
-const err4 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'"};
+for(const key1 in data1){
+if(!((((((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "servers")) || (key1 === "balance")) || (key1 === "serverName")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
+const err4 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err4];
 }
@@ -93,9 +95,12 @@ vErrors.push(err4);
 }
 errors++;
 }
-for(const key1 in data1){
-if(!(((((key1 === "name") || (key1 === "host")) || (key1 === "port")) || (key1 === "scheme")) || (key1 === "noHostRewrite"))){
-const err5 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key1},message:"must NOT have additional properties"};
+}
+if(data1.name !== undefined){
+let data2 = data1.name;
+if(typeof data2 === "string"){
+if(func2(data2) < 1){
+const err5 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err5];
 }
@@ -105,11 +110,8 @@ vErrors.push(err5);
 errors++;
 }
 }
-if(data1.name !== undefined){
-let data2 = data1.name;
-if(typeof data2 === "string"){
-if(func2(data2) < 1){
-const err6 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err6 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err6];
 }
@@ -119,8 +121,11 @@ vErrors.push(err6);
 errors++;
 }
 }
-else {
-const err7 = {instancePath:instancePath+"/upstreams/" + i0+"/name",schemaPath:"#/properties/upstreams/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.host !== undefined){
+let data3 = data1.host;
+if(typeof data3 === "string"){
+if(!pattern0.test(data3)){
+const err7 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err7];
 }
@@ -130,11 +135,8 @@ vErrors.push(err7);
 errors++;
 }
 }
-if(data1.host !== undefined){
-let data3 = data1.host;
-if(typeof data3 === "string"){
-if(!pattern0.test(data3)){
-const err8 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
+else {
+const err8 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err8];
 }
@@ -144,8 +146,10 @@ vErrors.push(err8);
 errors++;
 }
 }
-else {
-const err9 = {instancePath:instancePath+"/upstreams/" + i0+"/host",schemaPath:"#/properties/upstreams/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.port !== undefined){
+let data4 = data1.port;
+if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
+const err9 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err9];
 }
@@ -154,11 +158,9 @@ vErrors.push(err9);
 }
 errors++;
 }
-}
-if(data1.port !== undefined){
-let data4 = data1.port;
-if(!(((typeof data4 == "number") && (!(data4 % 1) && !isNaN(data4))) && (isFinite(data4)))){
-const err10 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if((typeof data4 == "number") && (isFinite(data4))){
+if(data4 > 65535 || isNaN(data4)){
+const err10 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err10];
 }
@@ -167,9 +169,8 @@ vErrors.push(err10);
 }
 errors++;
 }
-if((typeof data4 == "number") && (isFinite(data4))){
-if(data4 > 65535 || isNaN(data4)){
-const err11 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
+if(data4 < 1 || isNaN(data4)){
+const err11 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err11];
 }
@@ -178,8 +179,17 @@ vErrors.push(err11);
 }
 errors++;
 }
-if(data4 < 1 || isNaN(data4)){
-const err12 = {instancePath:instancePath+"/upstreams/" + i0+"/port",schemaPath:"#/properties/upstreams/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
+}
+}
+if(data1.servers !== undefined){
+let data5 = data1.servers;
+if(Array.isArray(data5)){
+const len1 = data5.length;
+for(let i1=0; i1<len1; i1++){
+let data6 = data5[i1];
+if(data6 && typeof data6 == "object" && !Array.isArray(data6)){
+if(data6.host === undefined){
+const err12 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/required",keyword:"required",params:{missingProperty: "host"},message:"must have required property '"+"host"+"'"};
 if(vErrors === null){
 vErrors = [err12];
 }
@@ -188,12 +198,9 @@ vErrors.push(err12);
 }
 errors++;
 }
-}
-}
-if(data1.scheme !== undefined){
-let data5 = data1.scheme;
-if(!((data5 === "http") || (data5 === "https"))){
-const err13 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
+for(const key2 in data6){
+if(!(((key2 === "host") || (key2 === "port")) || (key2 === "weight"))){
+const err13 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err13];
 }
@@ -203,9 +210,11 @@ vErrors.push(err13);
 errors++;
 }
 }
-if(data1.noHostRewrite !== undefined){
-if(typeof data1.noHostRewrite !== "boolean"){
-const err14 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data6.host !== undefined){
+let data7 = data6.host;
+if(typeof data7 === "string"){
+if(!pattern0.test(data7)){
+const err14 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/host",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err14];
 }
@@ -215,9 +224,8 @@ vErrors.push(err14);
 errors++;
 }
 }
-}
 else {
-const err15 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err15 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/host",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err15];
 }
@@ -227,12 +235,10 @@ vErrors.push(err15);
 errors++;
 }
 }
-}
-}
-if(data.rules !== undefined){
-let data7 = data.rules;
-if((!(Array.isArray(data7))) && (data7 !== null)){
-const err16 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
+if(data6.port !== undefined){
+let data8 = data6.port;
+if(!(((typeof data8 == "number") && (!(data8 % 1) && !isNaN(data8))) && (isFinite(data8)))){
+const err16 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err16];
 }
@@ -241,13 +247,9 @@ vErrors.push(err16);
 }
 errors++;
 }
-if(Array.isArray(data7)){
-const len1 = data7.length;
-for(let i1=0; i1<len1; i1++){
-let data8 = data7[i1];
-if(data8 && typeof data8 == "object" && !Array.isArray(data8)){
-if(data8.upstream === undefined){
-const err17 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+if((typeof data8 == "number") && (isFinite(data8))){
+if(data8 > 65535 || isNaN(data8)){
+const err17 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err17];
 }
@@ -256,9 +258,8 @@ vErrors.push(err17);
 }
 errors++;
 }
-for(const key2 in data8){
-if(!(((((((key2 === "upstream") || (key2 === "path")) || (key2 === "host")) || (key2 === "matchMode")) || (key2 === "stripPath")) || (key2 === "rawPath")) || (key2 === "sslRedirect"))){
-const err18 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key2},message:"must NOT have additional properties"};
+if(data8 < 1 || isNaN(data8)){
+const err18 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/port",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err18];
 }
@@ -268,11 +269,11 @@ vErrors.push(err18);
 errors++;
 }
 }
-if(data8.upstream !== undefined){
-let data9 = data8.upstream;
-if(typeof data9 === "string"){
-if(func2(data9) < 1){
-const err19 = {instancePath:instancePath+"/rules/" + i1+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data6.weight !== undefined){
+let data9 = data6.weight;
+if(!(((typeof data9 == "number") && (!(data9 % 1) && !isNaN(data9))) && (isFinite(data9)))){
+const err19 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err19];
 }
@@ -281,9 +282,9 @@ vErrors.push(err19);
 }
 errors++;
 }
-}
-else {
-const err20 = {instancePath:instancePath+"/rules/" + i1+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if((typeof data9 == "number") && (isFinite(data9))){
+if(data9 > 1000 || isNaN(data9)){
+const err20 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/maximum",keyword:"maximum",params:{comparison: "<=", limit: 1000},message:"must be <= 1000"};
 if(vErrors === null){
 vErrors = [err20];
 }
@@ -292,12 +293,8 @@ vErrors.push(err20);
 }
 errors++;
 }
-}
-if(data8.path !== undefined){
-let data10 = data8.path;
-if(typeof data10 === "string"){
-if(!pattern1.test(data10)){
-const err21 = {instancePath:instancePath+"/rules/" + i1+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(data9 < 1 || isNaN(data9)){
+const err21 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1+"/weight",schemaPath:"#/properties/upstreams/items/properties/servers/items/properties/weight/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err21];
 }
@@ -307,8 +304,10 @@ vErrors.push(err21);
 errors++;
 }
 }
+}
+}
 else {
-const err22 = {instancePath:instancePath+"/rules/" + i1+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err22 = {instancePath:instancePath+"/upstreams/" + i0+"/servers/" + i1,schemaPath:"#/properties/upstreams/items/properties/servers/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err22];
 }
@@ -318,11 +317,9 @@ vErrors.push(err22);
 errors++;
 }
 }
-if(data8.host !== undefined){
-let data11 = data8.host;
-if(typeof data11 === "string"){
-if(!pattern2.test(data11)){
-const err23 = {instancePath:instancePath+"/rules/" + i1+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
+}
+else {
+const err23 = {instancePath:instancePath+"/upstreams/" + i0+"/servers",schemaPath:"#/properties/upstreams/items/properties/servers/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err23];
 }
@@ -332,8 +329,10 @@ vErrors.push(err23);
 errors++;
 }
 }
-else {
-const err24 = {instancePath:instancePath+"/rules/" + i1+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data1.balance !== undefined){
+let data10 = data1.balance;
+if(!((data10 === "roundRobin") || (data10 === "leastRequest"))){
+const err24 = {instancePath:instancePath+"/upstreams/" + i0+"/balance",schemaPath:"#/properties/upstreams/items/properties/balance/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.balance.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err24];
 }
@@ -343,10 +342,11 @@ vErrors.push(err24);
 errors++;
 }
 }
-if(data8.matchMode !== undefined){
-let data12 = data8.matchMode;
-if(!(((data12 === "prefix") || (data12 === "exact")) || (data12 === "pathPrefix"))){
-const err25 = {instancePath:instancePath+"/rules/" + i1+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
+if(data1.serverName !== undefined){
+let data11 = data1.serverName;
+if(typeof data11 === "string"){
+if(!pattern2.test(data11)){
+const err25 = {instancePath:instancePath+"/upstreams/" + i0+"/serverName",schemaPath:"#/properties/upstreams/items/properties/serverName/pattern",keyword:"pattern",params:{pattern: "^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
 if(vErrors === null){
 vErrors = [err25];
 }
@@ -356,9 +356,8 @@ vErrors.push(err25);
 errors++;
 }
 }
-if(data8.stripPath !== undefined){
-if(typeof data8.stripPath !== "boolean"){
-const err26 = {instancePath:instancePath+"/rules/" + i1+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err26 = {instancePath:instancePath+"/upstreams/" + i0+"/serverName",schemaPath:"#/properties/upstreams/items/properties/serverName/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err26];
 }
@@ -368,9 +367,10 @@ vErrors.push(err26);
 errors++;
 }
 }
-if(data8.rawPath !== undefined){
-if(typeof data8.rawPath !== "boolean"){
-const err27 = {instancePath:instancePath+"/rules/" + i1+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data1.scheme !== undefined){
+let data12 = data1.scheme;
+if(!((data12 === "http") || (data12 === "https"))){
+const err27 = {instancePath:instancePath+"/upstreams/" + i0+"/scheme",schemaPath:"#/properties/upstreams/items/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.upstreams.items.properties.scheme.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err27];
 }
@@ -380,9 +380,9 @@ vErrors.push(err27);
 errors++;
 }
 }
-if(data8.sslRedirect !== undefined){
-if(typeof data8.sslRedirect !== "boolean"){
-const err28 = {instancePath:instancePath+"/rules/" + i1+"/sslRedirect",schemaPath:"#/properties/rules/items/properties/sslRedirect/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data1.noHostRewrite !== undefined){
+if(typeof data1.noHostRewrite !== "boolean"){
+const err28 = {instancePath:instancePath+"/upstreams/" + i0+"/noHostRewrite",schemaPath:"#/properties/upstreams/items/properties/noHostRewrite/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err28];
 }
@@ -394,7 +394,7 @@ errors++;
 }
 }
 else {
-const err29 = {instancePath:instancePath+"/rules/" + i1,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err29 = {instancePath:instancePath+"/upstreams/" + i0,schemaPath:"#/properties/upstreams/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err29];
 }
@@ -406,10 +406,10 @@ errors++;
 }
 }
 }
-if(data.certificates !== undefined){
-let data16 = data.certificates;
-if((!(Array.isArray(data16))) && (data16 !== null)){
-const err30 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
+if(data.rules !== undefined){
+let data14 = data.rules;
+if((!(Array.isArray(data14))) && (data14 !== null)){
+const err30 = {instancePath:instancePath+"/rules",schemaPath:"#/properties/rules/type",keyword:"type",params:{type: schema11.properties.rules.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err30];
 }
@@ -418,13 +418,13 @@ vErrors.push(err30);
 }
 errors++;
 }
-if(Array.isArray(data16)){
-const len2 = data16.length;
+if(Array.isArray(data14)){
+const len2 = data14.length;
 for(let i2=0; i2<len2; i2++){
-let data17 = data16[i2];
-if(data17 && typeof data17 == "object" && !Array.isArray(data17)){
-if(data17.certFile === undefined){
-const err31 = {instancePath:instancePath+"/certificates/" + i2,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
+let data15 = data14[i2];
+if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
+if(data15.upstream === undefined){
+const err31 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -433,8 +433,9 @@ vErrors.push(err31);
 }
 errors++;
 }
-if(data17.keyFile === undefined){
-const err32 = {instancePath:instancePath+"/certificates/" + i2,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
+for(const key3 in data15){
+if(!(((((((key3 === "upstream") || (key3 === "path")) || (key3 === "host")) || (key3 === "matchMode")) || (key3 === "stripPath")) || (key3 === "rawPath")) || (key3 === "sslRedirect"))){
+const err32 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -443,9 +444,12 @@ vErrors.push(err32);
 }
 errors++;
 }
-for(const key3 in data17){
-if(!((((((key3 === "hosts") || (key3 === "certFile")) || (key3 === "keyFile")) || (key3 === "default")) || (key3 === "hstsMaxAge")) || (key3 === "hstsIncludeSubDomains"))){
-const err33 = {instancePath:instancePath+"/certificates/" + i2,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+}
+if(data15.upstream !== undefined){
+let data16 = data15.upstream;
+if(typeof data16 === "string"){
+if(func2(data16) < 1){
+const err33 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -455,15 +459,8 @@ vErrors.push(err33);
 errors++;
 }
 }
-if(data17.hosts !== undefined){
-let data18 = data17.hosts;
-if(Array.isArray(data18)){
-const len3 = data18.length;
-for(let i3=0; i3<len3; i3++){
-let data19 = data18[i3];
-if(typeof data19 === "string"){
-if(!pattern3.test(data19)){
-const err34 = {instancePath:instancePath+"/certificates/" + i2+"/hosts/" + i3,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+else {
+const err34 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -473,8 +470,11 @@ vErrors.push(err34);
 errors++;
 }
 }
-else {
-const err35 = {instancePath:instancePath+"/certificates/" + i2+"/hosts/" + i3,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.path !== undefined){
+let data17 = data15.path;
+if(typeof data17 === "string"){
+if(!pattern3.test(data17)){
+const err35 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -484,9 +484,8 @@ vErrors.push(err35);
 errors++;
 }
 }
-}
 else {
-const err36 = {instancePath:instancePath+"/certificates/" + i2+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err36 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -496,11 +495,11 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data17.certFile !== undefined){
-let data20 = data17.certFile;
-if(typeof data20 === "string"){
-if(func2(data20) < 1){
-const err37 = {instancePath:instancePath+"/certificates/" + i2+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data15.host !== undefined){
+let data18 = data15.host;
+if(typeof data18 === "string"){
+if(!pattern4.test(data18)){
+const err37 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -511,7 +510,7 @@ errors++;
 }
 }
 else {
-const err38 = {instancePath:instancePath+"/certificates/" + i2+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err38 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -521,11 +520,10 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data17.keyFile !== undefined){
-let data21 = data17.keyFile;
-if(typeof data21 === "string"){
-if(func2(data21) < 1){
-const err39 = {instancePath:instancePath+"/certificates/" + i2+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data15.matchMode !== undefined){
+let data19 = data15.matchMode;
+if(!(((data19 === "prefix") || (data19 === "exact")) || (data19 === "pathPrefix"))){
+const err39 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -535,8 +533,9 @@ vErrors.push(err39);
 errors++;
 }
 }
-else {
-const err40 = {instancePath:instancePath+"/certificates/" + i2+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.stripPath !== undefined){
+if(typeof data15.stripPath !== "boolean"){
+const err40 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -546,9 +545,9 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data17.default !== undefined){
-if(typeof data17.default !== "boolean"){
-const err41 = {instancePath:instancePath+"/certificates/" + i2+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.rawPath !== undefined){
+if(typeof data15.rawPath !== "boolean"){
+const err41 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -558,10 +557,9 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data17.hstsMaxAge !== undefined){
-let data23 = data17.hstsMaxAge;
-if(!(((typeof data23 == "number") && (!(data23 % 1) && !isNaN(data23))) && (isFinite(data23)))){
-const err42 = {instancePath:instancePath+"/certificates/" + i2+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(data15.sslRedirect !== undefined){
+if(typeof data15.sslRedirect !== "boolean"){
+const err42 = {instancePath:instancePath+"/rules/" + i2+"/sslRedirect",schemaPath:"#/properties/rules/items/properties/sslRedirect/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -570,9 +568,10 @@ vErrors.push(err42);
 }
 errors++;
 }
-if((typeof data23 == "number") && (isFinite(data23))){
-if(data23 < 0 || isNaN(data23)){
-const err43 = {instancePath:instancePath+"/certificates/" + i2+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+}
+else {
+const err43 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -583,9 +582,11 @@ errors++;
 }
 }
 }
-if(data17.hstsIncludeSubDomains !== undefined){
-if(typeof data17.hstsIncludeSubDomains !== "boolean"){
-const err44 = {instancePath:instancePath+"/certificates/" + i2+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+}
+if(data.certificates !== undefined){
+let data23 = data.certificates;
+if((!(Array.isArray(data23))) && (data23 !== null)){
+const err44 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -594,15 +595,191 @@ vErrors.push(err44);
 }
 errors++;
 }
-}
-}
-else {
-const err45 = {instancePath:instancePath+"/certificates/" + i2,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(Array.isArray(data23)){
+const len3 = data23.length;
+for(let i3=0; i3<len3; i3++){
+let data24 = data23[i3];
+if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
+if(data24.certFile === undefined){
+const err45 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
 if(vErrors === null){
 vErrors = [err45];
 }
 else {
 vErrors.push(err45);
+}
+errors++;
+}
+if(data24.keyFile === undefined){
+const err46 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+for(const key4 in data24){
+if(!((((((key4 === "hosts") || (key4 === "certFile")) || (key4 === "keyFile")) || (key4 === "default")) || (key4 === "hstsMaxAge")) || (key4 === "hstsIncludeSubDomains"))){
+const err47 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+}
+if(data24.hosts !== undefined){
+let data25 = data24.hosts;
+if(Array.isArray(data25)){
+const len4 = data25.length;
+for(let i4=0; i4<len4; i4++){
+let data26 = data25[i4];
+if(typeof data26 === "string"){
+if(!pattern5.test(data26)){
+const err48 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+if(vErrors === null){
+vErrors = [err48];
+}
+else {
+vErrors.push(err48);
+}
+errors++;
+}
+}
+else {
+const err49 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err49];
+}
+else {
+vErrors.push(err49);
+}
+errors++;
+}
+}
+}
+else {
+const err50 = {instancePath:instancePath+"/certificates/" + i3+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err50];
+}
+else {
+vErrors.push(err50);
+}
+errors++;
+}
+}
+if(data24.certFile !== undefined){
+let data27 = data24.certFile;
+if(typeof data27 === "string"){
+if(func2(data27) < 1){
+const err51 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err51];
+}
+else {
+vErrors.push(err51);
+}
+errors++;
+}
+}
+else {
+const err52 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err52];
+}
+else {
+vErrors.push(err52);
+}
+errors++;
+}
+}
+if(data24.keyFile !== undefined){
+let data28 = data24.keyFile;
+if(typeof data28 === "string"){
+if(func2(data28) < 1){
+const err53 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err53];
+}
+else {
+vErrors.push(err53);
+}
+errors++;
+}
+}
+else {
+const err54 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err54];
+}
+else {
+vErrors.push(err54);
+}
+errors++;
+}
+}
+if(data24.default !== undefined){
+if(typeof data24.default !== "boolean"){
+const err55 = {instancePath:instancePath+"/certificates/" + i3+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err55];
+}
+else {
+vErrors.push(err55);
+}
+errors++;
+}
+}
+if(data24.hstsMaxAge !== undefined){
+let data30 = data24.hstsMaxAge;
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err56 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err56];
+}
+else {
+vErrors.push(err56);
+}
+errors++;
+}
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 < 0 || isNaN(data30)){
+const err57 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err57];
+}
+else {
+vErrors.push(err57);
+}
+errors++;
+}
+}
+}
+if(data24.hstsIncludeSubDomains !== undefined){
+if(typeof data24.hstsIncludeSubDomains !== "boolean"){
+const err58 = {instancePath:instancePath+"/certificates/" + i3+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err58];
+}
+else {
+vErrors.push(err58);
+}
+errors++;
+}
+}
+}
+else {
+const err59 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
 }
 errors++;
 }

@@ -14,15 +14,56 @@ export type Scheme = 'http' | 'https'
  */
 export type MatchMode = 'prefix' | 'exact' | 'pathPrefix'
 
+/**
+ * How requests are spread over an upstream's servers (docs/routing.md,
+ * "Balancing"): `roundRobin` is nginx's smooth weighted round robin,
+ * `leastRequest` Envoy's least request with two random choices.
+ */
+export type Balance = 'roundRobin' | 'leastRequest'
+
 export const MATCH_MODES: readonly MatchMode[] = ['prefix', 'exact', 'pathPrefix']
 export const SCHEMES: readonly Scheme[] = ['http', 'https']
+export const BALANCES: readonly Balance[] = ['roundRobin', 'leastRequest']
+/** Weights as in Envoy (1-128 there); nginx has no upper bound. */
+export const MAX_WEIGHT = 1000
 
-export interface UpstreamConfig {
-  name: string
+export interface ServerConfig {
+  /** DNS name (resolved to all its addresses), IPv4 or IPv6 address (without brackets). */
   host: string
   port: number
+  /** Share of the requests relative to the other servers (1 unless given). */
+  weight: number
+}
+
+/**
+ * An upstream is either one server (`host`, `port`: the original form) or a
+ * list of `servers` (possibly empty: requests get 503). Exactly one of the
+ * two forms is present after loading; use serversOf() to read either.
+ */
+export interface UpstreamConfig {
+  name: string
+  host?: string
+  port?: number
+  servers?: ServerConfig[]
+  /** Absent: roundRobin (DEFAULT_BALANCE). */
+  balance?: Balance
+  /**
+   * HTTPS: the name sent as SNI and checked in the servers' certificates
+   * (nginx's proxy_ssl_name, Envoy's sni). Absent: each server's host when it
+   * is a name; none for an address.
+   */
+  serverName?: string
   scheme: Scheme
   noHostRewrite: boolean
+}
+
+export const DEFAULT_BALANCE: Balance = 'roundRobin'
+
+/** The servers of an upstream, whichever form it was written in. */
+export function serversOf(u: UpstreamConfig): ServerConfig[] {
+  if (u.servers !== undefined) return u.servers
+  if (u.host === undefined) return []
+  return [{ host: u.host, port: u.port ?? (u.scheme === 'https' ? 443 : 80), weight: 1 }]
 }
 
 export interface RuleConfig {
@@ -89,11 +130,26 @@ export const configSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['name', 'host'],
+        required: ['name'],
         properties: {
           name: { type: 'string', minLength: 1 },
           host: { type: 'string', pattern: `^(${HOSTNAME}|${IPV6})$` },
           port: { type: 'integer', minimum: 1, maximum: 65535 },
+          servers: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['host'],
+              properties: {
+                host: { type: 'string', pattern: `^(${HOSTNAME}|${IPV6})$` },
+                port: { type: 'integer', minimum: 1, maximum: 65535 },
+                weight: { type: 'integer', minimum: 1, maximum: MAX_WEIGHT },
+              },
+            },
+          },
+          balance: { enum: BALANCES },
+          serverName: { type: 'string', pattern: `^${HOSTNAME}$` },
           scheme: { enum: SCHEMES },
           noHostRewrite: { type: 'boolean' },
         },
@@ -138,6 +194,7 @@ export const configSchema = {
 /** Friendlier words for schema patterns than "must match pattern ^...$". */
 export const PATTERN_HINTS: Record<string, string> = {
   host: 'must be a hostname or IP address, without scheme, port or path',
+  serverName: 'must be a DNS name',
   path: 'must start with "/" and contain no spaces, "?" or "#"',
   hosts: 'must be a host name or a one-label wildcard (*.example.com), without scheme, port or path',
 }

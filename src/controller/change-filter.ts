@@ -14,8 +14,9 @@
 // waiting for its rebuild, and that rebuild reads every cache afresh: an
 // event the filter wrongly drops meanwhile is still included.
 
+import { serviceKeyOf } from './endpoints.ts'
 import { IngressClassIndex } from './ingress-class.ts'
-import { keyOf, type Ingress, type IngressBackend, type IngressClass, type Service } from './snapshot.ts'
+import { keyOf, type EndpointSlice, type Ingress, type IngressBackend, type IngressClass, type Service } from './snapshot.ts'
 
 /** What of an Ingress the translation reads: not its status, not resourceVersion, labels or managedFields. */
 export function ingressFingerprint(i: Ingress): string {
@@ -25,9 +26,14 @@ export function ingressFingerprint(i: Ingress): string {
   return JSON.stringify([m.uid, m.annotations, created, i.spec])
 }
 
-/** What of a Service the translation reads: its ports (its existence is the event itself). */
+/** What of a Service the translation reads: its ports, type and external name (its existence is the event itself). */
 export function serviceFingerprint(s: Service): string {
-  return JSON.stringify(s.spec?.ports ?? [])
+  return JSON.stringify([s.spec?.ports ?? [], s.spec?.type, s.spec?.externalName])
+}
+
+/** What of an EndpointSlice the translation reads: not its labels' other entries, resourceVersion or endpoint hints. */
+export function endpointSliceFingerprint(s: EndpointSlice): string {
+  return JSON.stringify([serviceKeyOf(s), s.addressType, s.ports, (s.endpoints ?? []).map((e) => [e.addresses, e.conditions])])
 }
 
 export class ChangeFilter {
@@ -61,6 +67,20 @@ export class ChangeFilter {
     if (!classes) return true
     // Not ours before, not ours after: another controller's business.
     return (old !== undefined && classes.classOf(old) !== undefined) || (next !== undefined && classes.classOf(next) !== undefined)
+  }
+
+  /**
+   * Only slices of Services our Ingresses name: in a cluster, pods come and
+   * go all the time, and most belong to Services no Ingress points at.
+   */
+  endpointSliceMatters(old: EndpointSlice | undefined, next: EndpointSlice | undefined): boolean {
+    if (old && next && endpointSliceFingerprint(old) === endpointSliceFingerprint(next)) return false
+    if (!this.classes) return true
+    for (const slice of [old, next]) {
+      const key = slice === undefined ? undefined : serviceKeyOf(slice)
+      if (key !== undefined && this.referenced.has(key)) return true
+    }
+    return false
   }
 
   serviceMatters(old: Service | undefined, next: Service | undefined): boolean {

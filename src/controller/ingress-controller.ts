@@ -7,14 +7,14 @@
 // controller that restarts must not hand the proxy an empty config just
 // because it has not finished reading the cluster yet.
 
-import { CoreV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
+import { CoreV1Api, DiscoveryV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../log.ts'
 import { serializeConfigJson, writeIfChanged } from './config-writer.ts'
 import { ChangeFilter } from './change-filter.ts'
 import { Debouncer, type Clock } from './debouncer.ts'
 import { EventRecorder } from './event-recorder.ts'
 import { ResourceWatcher } from './resource-watcher.ts'
-import { keyOf, type Ingress, type IngressClass, type Secret, type Service, type TranslateOptions } from './snapshot.ts'
+import { keyOf, type EndpointSlice, type Ingress, type IngressClass, type Secret, type Service, type TranslateOptions } from './snapshot.ts'
 import { CertificateFiles } from './certificate-files.ts'
 import { defaultSecretProblem, TLS_SECRET_TYPE, translateTls } from './tls-translate.ts'
 import { ingressStatusClient } from './ingress-status-client.ts'
@@ -53,6 +53,7 @@ export class IngressController {
   private readonly secrets: ResourceWatcher<Secret>
   private readonly certificateFiles: CertificateFiles
   private defaultSecretProblem: string | undefined
+  private readonly endpointSlices: ResourceWatcher<EndpointSlice>
   private readonly events: EventRecorder
   private readonly status: StatusUpdater
   private readonly debouncer: Debouncer
@@ -133,6 +134,21 @@ export class IngressController {
       watchPath: `/api/v1${ns}/secrets?fieldSelector=${encodeURIComponent(tlsOnly)}`,
     })
     this.certificateFiles = new CertificateFiles(opts.configFile)
+    const discovery = kubeConfig.makeApiClient(DiscoveryV1Api)
+    // The endpoints of the Services our Ingresses name (endpoints.ts). A
+    // rolling update is a burst of slice events: the debounce makes it one
+    // write, or one a second while it lasts.
+    this.endpointSlices = new ResourceWatcher<EndpointSlice>({
+      kind: 'endpointslices',
+      kubeConfig,
+      log,
+      onChange,
+      resyncMs,
+      matters: (old, next) => this.filter.endpointSliceMatters(old, next),
+      list: () =>
+        (namespace ? discovery.listNamespacedEndpointSlice({ namespace }) : discovery.listEndpointSliceForAllNamespaces()) as Promise<{ items: EndpointSlice[] }>,
+      watchPath: `/apis/discovery.k8s.io/v1${ns}/endpointslices`,
+    })
     this.events = new EventRecorder(kubeConfig, log)
     this.status = new StatusUpdater({
       api: ingressStatusClient(kubeConfig, STATUS_CONCURRENCY) ?? (net as unknown as IngressStatusApi),
@@ -152,6 +168,7 @@ export class IngressController {
     this.classes.start()
     this.services.start()
     this.secrets.start()
+    this.endpointSlices.start()
   }
 
   async stop(): Promise<void> {
@@ -160,6 +177,7 @@ export class IngressController {
     this.classes.stop()
     this.services.stop()
     this.secrets.stop()
+    this.endpointSlices.stop()
     await this.running
     await this.status.stop()
   }
@@ -199,12 +217,18 @@ export class IngressController {
 
   /** Consecutive failures of each watch (0 when healthy), for /readyz. */
   get watchFailures(): Record<string, number> {
-    return { ingresses: this.ingresses.failures, ingressclasses: this.classes.failures, services: this.services.failures, secrets: this.secrets.failures }
+    return {
+      ingresses: this.ingresses.failures,
+      ingressclasses: this.classes.failures,
+      services: this.services.failures,
+      secrets: this.secrets.failures,
+      endpointslices: this.endpointSlices.failures,
+    }
   }
 
   /** Every cache has completed its first list. */
   get synced(): boolean {
-    return this.ingresses.synced && this.classes.synced && this.services.synced && this.secrets.synced
+    return this.ingresses.synced && this.classes.synced && this.services.synced && this.secrets.synced && this.endpointSlices.synced
   }
 
   /**
@@ -239,8 +263,9 @@ export class IngressController {
     const ingresses = this.ingresses.list()
     const services = this.services.list()
     const ingressClasses = this.classes.list()
+    const endpointSlices = this.endpointSlices.list()
     const started = performance.now()
-    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services }, this.opts)
+    const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services, endpointSlices }, this.opts)
     this.filter.rebuilt(ingressClasses, owned)
     const secrets = this.secrets.list()
     const tls = translateTls(owned, secrets, this.opts.defaultTlsSecret)

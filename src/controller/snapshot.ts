@@ -65,11 +65,19 @@ export interface IngressClass {
   spec?: { controller?: string }
 }
 
+export interface ServicePort {
+  name?: string
+  port: number
+  protocol?: string
+  /** A container port number or name; pods may differ (EndpointSlices carry the number). */
+  targetPort?: number | string
+}
+
 export interface Service {
   apiVersion?: string
   kind?: string
   metadata: ObjectMeta
-  spec?: { ports?: { name?: string; port: number; protocol?: string }[]; type?: string }
+  spec?: { ports?: ServicePort[]; type?: string; externalName?: string }
   status?: { loadBalancer?: { ingress?: LoadBalancerIngress[] } }
 }
 
@@ -83,6 +91,28 @@ export interface Secret {
   data?: Record<string, string>
 }
 
+/**
+ * discovery.k8s.io/v1 EndpointSlice: some of the endpoints of the Service
+ * named by its `kubernetes.io/service-name` label
+ * (kubernetes.io/docs/concepts/services-networking/endpoint-slices/).
+ * The API returns null for empty lists and unset conditions.
+ */
+export interface EndpointSlice {
+  apiVersion?: string
+  kind?: string
+  metadata: ObjectMeta
+  /** IPv4, IPv6 or FQDN (deprecated). */
+  addressType?: string
+  endpoints?: EndpointSliceEndpoint[] | null
+  /** Port names are the Service's port names; numbers are this slice's target ports. */
+  ports?: { name?: string | null; port?: number | null; protocol?: string | null }[] | null
+}
+
+export interface EndpointSliceEndpoint {
+  addresses: string[]
+  conditions?: { ready?: boolean | null; serving?: boolean | null; terminating?: boolean | null } | null
+}
+
 /** Everything the translation looks at, as of one moment. */
 export interface Snapshot {
   ingresses: readonly Ingress[]
@@ -90,6 +120,8 @@ export interface Snapshot {
   services: readonly Service[]
   /** TLS Secrets (type kubernetes.io/tls), for spec.tls; absent: no certificates. */
   secrets?: readonly Secret[]
+  /** Absent: none (every Service then has no endpoints). */
+  endpointSlices?: readonly EndpointSlice[]
 }
 
 export interface TranslateOptions {

@@ -11,13 +11,16 @@
 // before Prefix; the defaultBackend last, for whatever matched nothing.
 
 import type { MatchMode, ProxyConfig, RuleConfig, Scheme, UpstreamConfig } from '../config/schema.ts'
+import { endpointServers, slicesByService } from './endpoints.ts'
 import { IngressClassIndex } from './ingress-class.ts'
-import { keyOf, type Ingress, type IngressBackend, type Service, type Snapshot, type TranslateOptions } from './snapshot.ts'
+import { keyOf, type Ingress, type IngressBackend, type Service, type ServicePort, type Snapshot, type TranslateOptions } from './snapshot.ts'
 
 export const BACKEND_PROTOCOL_ANNOTATION = 'nanoproxy/backend-protocol'
 export const STRIP_PATH_ANNOTATION = 'nanoproxy/strip-path'
 /** `"false"`: plain HTTP is not redirected to https for this Ingress's paths (ingress-nginx's ssl-redirect). */
 export const SSL_REDIRECT_ANNOTATION = 'nanoproxy/ssl-redirect'
+/** "true": send to the Service's own DNS name (its cluster IP), not to its endpoints (ingress-nginx's service-upstream). */
+export const SERVICE_UPSTREAM_ANNOTATION = 'nanoproxy/service-upstream'
 
 /** Something wrong with one Ingress, reported as a Warning Event on it. */
 export interface Diagnostic {
@@ -48,6 +51,7 @@ interface Candidate {
 export function translate(snapshot: Snapshot, options: TranslateOptions): Translation {
   const classes = new IngressClassIndex(snapshot.ingressClasses, options.controllerName)
   const services = new Map<string, Service>(snapshot.services.map((s) => [keyOf(s.metadata), s]))
+  const slices = slicesByService(snapshot.endpointSlices)
   // Oldest first: the first claim on a host+path wins a conflict, deterministically.
   const owned = byAge(snapshot.ingresses.filter((i) => classes.classOf(i) !== undefined))
 
@@ -71,15 +75,24 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     const upstreamFor = (backend: IngressBackend, where: string): string | undefined => {
       const resolved = resolveBackend(backend, namespace, services, where, report)
       if (resolved === undefined) return undefined
-      const { service, port } = resolved
-      const upstreamName = settings.scheme === 'https' ? `${namespace}/${service}:${port}/https` : `${namespace}/${service}:${port}`
-      upstreams.set(upstreamName, {
-        name: upstreamName,
-        host: `${service}.${namespace}.svc.${options.clusterDomain}`,
-        port,
-        scheme: settings.scheme,
-        noHostRewrite: false,
-      })
+      const { service, port, spec } = resolved
+      let upstreamName = settings.scheme === 'https' ? `${namespace}/${service}:${port.port}/https` : `${namespace}/${service}:${port.port}`
+      const common = { scheme: settings.scheme, noHostRewrite: false }
+      if (settings.serviceUpstream) {
+        // Today's behaviour on request: kube-proxy picks a pod per connection.
+        upstreamName += '/service-upstream'
+        upstreams.set(upstreamName, { name: upstreamName, host: `${service}.${namespace}.svc.${options.clusterDomain}`, port: port.port, ...common })
+      } else if (spec.spec?.type === 'ExternalName') {
+        // An ExternalName Service is a DNS alias (a CNAME): the proxy resolves
+        // the name itself, to all its addresses, on the Service's port.
+        const host = (spec.spec.externalName ?? '').replace(/\.$/, '')
+        upstreams.set(upstreamName, { name: upstreamName, servers: host === '' ? [] : [{ host, port: port.port, weight: 1 }], ...common })
+      } else {
+        // HTTPS to pod IPs: SNI and the certificate check use the Service's
+        // DNS name, what a certificate for the Service is issued for.
+        const serverName = settings.scheme === 'https' ? { serverName: `${service}.${namespace}.svc.${options.clusterDomain}` } : {}
+        upstreams.set(upstreamName, { name: upstreamName, servers: endpointServers(slices.get(`${namespace}/${service}`), port), ...serverName, ...common })
+      }
       return upstreamName
     }
 
@@ -167,11 +180,12 @@ function matchModeFor(pathType: string | undefined): MatchMode | undefined {
 function readAnnotations(
   ingress: Ingress,
   report: (reason: Diagnostic['reason'], message: string) => void,
-): { scheme: Scheme; stripPath: boolean; sslRedirect: boolean } | undefined {
+): { scheme: Scheme; stripPath: boolean; sslRedirect: boolean; serviceUpstream: boolean } | undefined {
   const annotations = ingress.metadata.annotations ?? {}
   let ok = true
   let scheme: Scheme = 'http'
   let stripPath = false
+  let serviceUpstream = false
   const protocol = annotations[BACKEND_PROTOCOL_ANNOTATION]
   if (protocol !== undefined) {
     const v = protocol.trim().toLowerCase()
@@ -200,7 +214,16 @@ function readAnnotations(
       ok = false
     }
   }
-  return ok ? { scheme, stripPath, sslRedirect } : undefined
+  const viaService = annotations[SERVICE_UPSTREAM_ANNOTATION]
+  if (viaService !== undefined) {
+    const v = viaService.trim().toLowerCase()
+    if (v === 'true' || v === 'false') serviceUpstream = v === 'true'
+    else {
+      report('InvalidAnnotation', `annotation ${SERVICE_UPSTREAM_ANNOTATION}: ${JSON.stringify(viaService)} is not valid (accepted: true, false); this Ingress is not served`)
+      ok = false
+    }
+  }
+  return ok ? { scheme, stripPath, sslRedirect, serviceUpstream } : undefined
 }
 
 function resolveBackend(
@@ -209,7 +232,7 @@ function resolveBackend(
   services: ReadonlyMap<string, Service>,
   where: string,
   report: (reason: Diagnostic['reason'], message: string) => void,
-): { service: string; port: number } | undefined {
+): { service: string; port: ServicePort; spec: Service } | undefined {
   const svc = backend.service
   if (!svc) {
     const kind = backend.resource ? `${backend.resource.kind} ${backend.resource.name}` : 'nothing'
@@ -239,7 +262,7 @@ function resolveBackend(
     report('BackendNotFound', `${where}: Service ${namespace}/${svc.name} has no port ${asked} (its ports: ${known}); this path is not served`)
     return undefined
   }
-  return { service: svc.name, port: match.port }
+  return { service: svc.name, port: match, spec: service }
 }
 
 /** Oldest first, then by namespace/name. Sort keys computed once: parsing a timestamp per comparison cost most of a rebuild at 10,000 Ingresses. */

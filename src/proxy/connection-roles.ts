@@ -21,6 +21,10 @@ export interface ExchangeResult {
   error?: NanoProxyError | undefined
   /** The client went away before the response was complete. */
   aborted?: boolean
+  /** Forwarded requests: servers tried (1 unless retried). */
+  attempts?: number
+  /** Forwarded requests: the server of the last attempt, `scheme://address:port`. */
+  server?: string
 }
 
 /** The client connection as an exchange sees it (played by ClientConnection). */

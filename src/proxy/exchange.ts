@@ -8,7 +8,7 @@
 // request; no closures, no streams in between.
 
 import type { Socket } from 'node:net'
-import { upstreamError } from '../errors.ts'
+import { ERROR_CODES, NanoProxyError, upstreamError } from '../errors.ts'
 import { LAST_CHUNK } from '../http1/chunk-writer.ts'
 import { httpDate } from '../http1/http-date.ts'
 import type { ParseError } from '../http1/parse-error.ts'
@@ -17,11 +17,20 @@ import type { ResponseHead } from '../http1/response-head.ts'
 import { clientResponseHead } from './headers.ts'
 // The roles this file talks to (connection-roles.ts), under the names of the classes that play them.
 import type { ExchangeClient as ClientConnection, ExchangeOwner as RequestHandler, ExchangeResult } from './connection-roles.ts'
-import { BodyMode, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
+import { BodyMode, Failure, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
+import type { UpstreamPool } from './upstream-pool.ts'
 import type { Upstream } from './upstream-pools.ts'
 
 /** RFC 9110 §9.2.2: these can be repeated without changing the outcome. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
+
+/**
+ * Attempts per request: the first and at most two retries, each on another
+ * server when there is one (nginx's proxy_next_upstream_tries and Envoy's
+ * retry policy are bounded the same way; unbounded retries turn one bad
+ * server into a storm).
+ */
+export const MAX_ATTEMPTS = 3
 
 /** Bodies up to this size are written together with the response head, in one write. */
 const COALESCE_MAX = 16 * 1024
@@ -40,9 +49,15 @@ export class Exchange implements ResponseSink {
   private readonly handler: RequestHandler
   private readonly requestHead: string
   private uc: UpstreamConnection | undefined
+  /** The server of the current attempt (its `active` count includes this request). */
+  private pool: UpstreamPool | undefined
+  /** Servers already tried, set on the first retry. */
+  private tried: UpstreamPool[] | undefined
+  private attempts = 0
+  /** Bytes of the request body went to an upstream: the request cannot be replayed. */
+  private bodyForwarded = false
   private status = 0
   private bytes = 0
-  private retried = false
   private finished = false
   /** The response head was decided (it may still be waiting in pendingHead). */
   private responding = false
@@ -67,15 +82,24 @@ export class Exchange implements ResponseSink {
 
   /** Sends the request head; the body follows through sendBody(). */
   start(): void {
+    const pool = this.upstream.balancer.pick(this.tried, Date.now())
+    if (pool === undefined) {
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_NO_SERVERS, `upstream ${this.upstream.config.name} has no servers`))
+      return
+    }
+    this.pool = pool
+    pool.active++
+    this.attempts++
     // Upgrades get a connection of their own (it becomes the tunnel); a
     // retry gets a fresh one (the reused one just failed).
-    this.uc = this.upstream.pool.acquire(this.upgrade || this.retried)
+    this.uc = pool.acquire(this.upgrade || this.attempts > 1)
     this.uc.send(this, this.requestHead, !this.requestComplete)
   }
 
   /** Request body bytes; false to stop reading until onUpstreamDrain. */
   sendBody(data: Buffer): boolean {
     if (this.uc === undefined) return true
+    this.bodyForwarded = true
     return this.head.chunked ? this.uc.writeChunk(data) : this.uc.writeBody(data)
   }
 
@@ -86,6 +110,8 @@ export class Exchange implements ResponseSink {
   }
 
   onResponseHead(resp: ResponseHead, mode: BodyMode): void {
+    const health = this.pool?.health
+    if (health !== undefined && health.failures > 0) health.succeeded()
     this.status = resp.status
     this.responding = true
     const head = this.head
@@ -188,22 +214,25 @@ export class Exchange implements ResponseSink {
     })
   }
 
-  onUpstreamError(err: Error, retryable: boolean): void {
+  onUpstreamError(err: Error, failure: Failure): void {
     this.uc = undefined
     if (this.finished) return
     const error = upstreamError(err, this.upstream.config.name)
+    const pool = this.pool
+    if (pool !== undefined && (failure === Failure.Connect || failure === Failure.BeforeResponse)) this.serverFailed(pool, error)
     if (this.pendingHead !== undefined) {
       // Nothing reached the client yet: it can still get an error status.
       this.pendingHead = undefined
       this.responding = false
       this.encodeChunks = false
     }
-    // A kept-alive connection the upstream closed just as we reused it shows
-    // up as a reset before any response: replay once on a fresh connection
-    // when the request can be repeated safely (no body, idempotent method).
-    if (retryable && !this.retried && !this.responding && !this.head.hasBody && IDEMPOTENT.has(this.head.method)) {
-      this.retried = true
-      this.handler.ctx.log.debug({ err, upstream: this.upstream.config.name }, 'retrying request on a fresh connection')
+    if (this.mayRetry(failure)) {
+      if (pool !== undefined) {
+        pool.active--
+        this.pool = undefined
+        ;(this.tried ??= []).push(pool)
+      }
+      this.handler.ctx.log.debug({ code: error.code, err, upstream: this.upstream.config.name, server: pool?.origin, attempt: this.attempts }, 'retrying request on another connection')
       this.start()
       return
     }
@@ -214,6 +243,50 @@ export class Exchange implements ResponseSink {
       this.conn.destroy()
       return
     }
+    this.fail(error)
+  }
+
+  /**
+   * Whether a failed attempt is tried again (docs/routing.md, "Retries").
+   * Never once a response byte reached the client, nor after request body
+   * bytes went out (they are not kept), nor beyond MAX_ATTEMPTS. A request
+   * that never reached a server (no connection) is retried whatever its
+   * method, on another server; one that may have reached it only when it is
+   * idempotent and has no body (RFC 9110 §9.2.2: repeating it changes nothing). A timeout
+   * waiting for the response is not retried: the server may be working on
+   * it, and a retry would double the load on a slow upstream.
+   */
+  private mayRetry(failure: Failure): boolean {
+    if (this.responding || this.bodyForwarded || this.attempts >= MAX_ATTEMPTS || this.handler.ctx.draining) return false
+    if (failure === Failure.Late) return false
+    // The stale keep-alive race is the connection's fault, not the server's:
+    // a fresh connection to the same server is fine. Other failures move on
+    // to a server not tried yet, and only when there is one.
+    if (failure !== Failure.Stale && !this.untriedServerLeft()) return false
+    if (failure === Failure.Connect) return true
+    return !this.head.hasBody && IDEMPOTENT.has(this.head.method)
+  }
+
+  private untriedServerLeft(): boolean {
+    const current = this.pool
+    const tried = this.tried
+    for (const s of this.upstream.balancer.servers) if (s.pool !== current && (tried === undefined || !tried.includes(s.pool))) return true
+    return false
+  }
+
+  /** A connection-level failure of `pool`'s server: counts towards its ejection (passive-health.ts). */
+  private serverFailed(pool: UpstreamPool, error: NanoProxyError): void {
+    const ejectedMs = pool.health.failed(Date.now())
+    if (ejectedMs > 0) {
+      this.handler.ctx.log.warn(
+        { upstream: this.upstream.config.name, server: pool.origin, code: error.code, failures: pool.health.failures, ejected_ms: ejectedMs },
+        'upstream server ejected after consecutive connection failures',
+      )
+    }
+  }
+
+  /** Answers with `error` before anything was sent to the client. */
+  private fail(error: NanoProxyError): void {
     const close = !this.requestComplete || !this.head.persistent
     const sent = this.handler.sendError(this.conn, this.head, error, close)
     this.finish({ ...sent, error })
@@ -258,6 +331,13 @@ export class Exchange implements ResponseSink {
   private finish(result: ExchangeResult): void {
     if (this.finished) return
     this.finished = true
+    const pool = this.pool
+    if (pool !== undefined) {
+      pool.active--
+      this.pool = undefined
+      result.server = pool.origin
+    }
+    if (this.attempts > 0) result.attempts = this.attempts
     this.handler.requestDone(this.conn, this.head, this.started, result, this.upstream.config.name)
   }
 }

@@ -134,6 +134,8 @@ function publicReason(error: NanoProxyError): string {
       return error.message
     case ERROR_CODES.UPSTREAM_TIMEOUT:
       return 'the upstream did not answer in time'
+    case ERROR_CODES.UPSTREAM_NO_SERVERS:
+      return 'the upstream has no servers'
     default:
       return 'the upstream could not be reached or answered badly'
   }

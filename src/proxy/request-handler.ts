@@ -304,6 +304,7 @@ export class RequestHandler {
           path: head.target,
           status: result.status,
           upstream,
+          ...(result.server !== undefined ? { server: result.server, attempts: result.attempts } : {}),
           bytes: result.bytes,
           duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
           client: conn.address,

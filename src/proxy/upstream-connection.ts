@@ -29,6 +29,19 @@ export const BodyMode = {
 } as const
 export type BodyMode = (typeof BodyMode)[keyof typeof BodyMode]
 
+/** How far a failed attempt got: what decides whether it may be retried (exchange.ts) and whether it counts against the server's health. */
+export const Failure = {
+  /** No connection was made (refused, unreachable, DNS, TLS handshake, connect timeout): nothing of the request reached the server. */
+  Connect: 0,
+  /** A kept-alive connection, reused, closed before any response: the upstream had closed it just as we wrote (not the server's fault). */
+  Stale: 1,
+  /** A fresh connection closed or reset before any byte of the response. */
+  BeforeResponse: 2,
+  /** Anything later, a timeout waiting for the response, or an invalid response: never retried. */
+  Late: 3,
+} as const
+export type Failure = (typeof Failure)[keyof typeof Failure]
+
 /** What receives a response: the exchange that sent the request. */
 export interface ResponseSink {
   readonly isHead: boolean
@@ -43,8 +56,8 @@ export interface ResponseSink {
   onResponseEnd(): void
   /** A 101 to an upgrade: the socket now belongs to the sink. */
   onUpgrade(resp: ResponseHead, socket: Socket, rest: Buffer | undefined): void
-  /** `retryable`: the request can be replayed on a fresh connection. */
-  onUpstreamError(err: Error, retryable: boolean): void
+  /** `failure`: how far the attempt got. */
+  onUpstreamError(err: Error, failure: Failure): void
   /** End of one batch of socket data: write out anything held back. */
   flush(): void
   /** The upstream socket drained after a write returned false. */
@@ -200,11 +213,11 @@ export class UpstreamConnection implements Expiring {
       return
     }
     if (this.state === BODY) {
-      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: sent nothing for ${this.pool.idleTimeoutMs / 1000} s in the middle of a response`), false)
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: sent nothing for ${this.pool.idleTimeoutMs / 1000} s in the middle of a response`), Failure.Late)
       return
     }
     const what = this.connected ? 'did not send response headers' : 'did not accept the connection'
-    this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: ${what} within ${this.pool.timeoutMs / 1000} s`), false)
+    this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: ${what} within ${this.pool.timeoutMs / 1000} s`), this.connected ? Failure.Late : Failure.Connect)
   }
 
   private readonly onConnect = (): void => {
@@ -225,11 +238,11 @@ export class UpstreamConnection implements Expiring {
       else this.readBody(sink, chunk, 0)
     } catch (err) {
       if (err instanceof NanoProxyError) {
-        this.fail(err, false)
+        this.fail(err, Failure.Late)
         return
       }
       if (!(err instanceof ParseError)) throw err
-      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_PROTOCOL, `invalid response from upstream ${this.pool.name}: ${err.message}`, { cause: err }), false)
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_PROTOCOL, `invalid response from upstream ${this.pool.name}: ${err.message}`, { cause: err }), Failure.Late)
       return
     }
     this.sink?.flush()
@@ -357,11 +370,11 @@ export class UpstreamConnection implements Expiring {
   }
 
   /** A failure: the sink hears it once, the socket is closed. */
-  private fail(err: Error, retryable: boolean): void {
+  private fail(err: Error, failure: Failure): void {
     const sink = this.sink
     this.sink = undefined
     this.close()
-    sink?.onUpstreamError(err, retryable)
+    sink?.onUpstreamError(err, failure)
   }
 
   private close(): void {
@@ -398,9 +411,10 @@ export class UpstreamConnection implements Expiring {
       this.close()
       return
     }
-    // A kept-alive connection the upstream closed just as it was reused:
-    // nothing of the response arrived, so the request can be replayed.
-    this.fail(err, this.reused && !this.responseStarted)
+    let failure: Failure = Failure.Late
+    if (!this.connected) failure = Failure.Connect
+    else if (!this.responseStarted) failure = this.reused ? Failure.Stale : Failure.BeforeResponse
+    this.fail(err, failure)
   }
 
   private readonly onDrain = (): void => {

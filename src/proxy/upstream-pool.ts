@@ -1,4 +1,4 @@
-// Kept-alive connections to one upstream origin.
+// Kept-alive connections to one upstream server (one address and port).
 //
 // Idle connections are reused last-in first-out: the most recently used
 // one is the least likely to have been closed by the upstream meanwhile.
@@ -9,6 +9,7 @@
 
 import type { SecureContext } from 'node:tls'
 import type { DeadlineSweeper } from './deadlines.ts'
+import { PassiveHealth } from './passive-health.ts'
 import { UpstreamConnection } from './upstream-connection.ts'
 
 const IDLE_MS = 4000
@@ -31,6 +32,10 @@ export class UpstreamPool {
   readonly idleTimeoutMs: number
   readonly verify: boolean
   readonly sweeper: DeadlineSweeper
+  /** What this server's traffic says of it (passive-health.ts). */
+  readonly health = new PassiveHealth()
+  /** Requests in progress on this server (least-request balancing reads it). */
+  active = 0
   private readonly idle: UpstreamConnection[] = []
   private readonly all = new Set<UpstreamConnection>()
   private closing = false

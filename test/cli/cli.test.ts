@@ -78,7 +78,7 @@ describe('nanoproxy validate', () => {
     assert.equal(code, 1)
     assert.equal(
       stderr,
-      `${path}:4:5: unknown field "prot" in upstream 1 (allowed: name, host, port, scheme, noHostRewrite)\n` +
+      `${path}:4:5: unknown field "prot" in upstream 1 (allowed: name, host, port, servers, balance, serverName, scheme, noHostRewrite)\n` +
         `${path}:6:15: rule 1 names upstream "b", which is not defined (upstreams: "a")\n` +
         `${path}: 2 problems\n`,
     )
@@ -163,7 +163,7 @@ describe('proxy start-up', () => {
     const proxy = await startProxy({ args: ['proxy', '-c', path], noWait: true })
     const { code } = await proxy.exited
     assert.equal(code, 1)
-    assert.match(proxy.stderr, new RegExp(`${path}:2:5: upstream 1 is missing required field "host"`))
+    assert.match(proxy.stderr, new RegExp(`${path}:2:5: upstream 1 needs "host" \\(one server\\) or "servers"`))
     assert.match(proxy.stderr, new RegExp(`${path}:5:16: rule 1 field "matchMode": "fuzzy" is not valid`))
   })
 

@@ -67,7 +67,7 @@ rules:
 `)
     assert.deepEqual(lines, [
       'c.yaml:4:11: upstream 1 field "port" must be an integer, not string "80"',
-      'c.yaml:5:5: unknown field "colour" in upstream 1 (allowed: name, host, port, scheme, noHostRewrite)',
+      'c.yaml:5:5: unknown field "colour" in upstream 1 (allowed: name, host, port, servers, balance, serverName, scheme, noHostRewrite)',
       'c.yaml:6:11: duplicate upstream name "a"',
       'c.yaml:7:11: upstream 2 field "host": "http://y.example" must be a hostname or IP address, without scheme, port or path',
       'c.yaml:8:13: upstream 2 field "scheme": "ftp" is not valid for scheme; expected one of http, https',
@@ -128,12 +128,70 @@ rules:
     assert.equal(config.rules[0]?.matchMode, 'pathPrefix')
   })
 
+  it('reads an upstream with a list of servers: port by scheme, weight 1, brackets off IPv6, the policy as given', () => {
+    const config = parseConfig(`upstreams:
+  - name: app
+    scheme: https
+    balance: leastRequest
+    servers:
+      - { host: 198.18.20.1, port: 8443, weight: 3 }
+      - { host: "[2001:db8::1]" }
+      - host: api.example
+  - name: empty
+    servers: []
+rules:
+  - { upstream: app }
+`)
+    assert.deepEqual(config.upstreams, [
+      {
+        name: 'app',
+        servers: [
+          { host: '198.18.20.1', port: 8443, weight: 3 },
+          { host: '2001:db8::1', port: 443, weight: 1 },
+          { host: 'api.example', port: 443, weight: 1 },
+        ],
+        balance: 'leastRequest',
+        scheme: 'https',
+        noHostRewrite: false,
+      },
+      { name: 'empty', servers: [], scheme: 'http', noHostRewrite: false },
+    ])
+  })
+
+  it('names the problems of server lists with their line and column', () => {
+    const lines = problems(`upstreams:
+  - name: both
+    host: a.example
+    servers: []
+  - name: neither
+  - name: bad
+    port: 80
+    balance: random
+    servers:
+      - { host: "b.example:80", weight: 0 }
+      - { host: c.example, colour: red }
+      - { port: 80 }
+rules: []
+`)
+    assert.deepEqual(lines, [
+      'c.yaml:4:14: upstream 1 has both "host" and "servers": give one server with host/port, or a list in servers',
+      'c.yaml:5:5: upstream 2 needs "host" (one server) or "servers" (a list, possibly empty)',
+      'c.yaml:7:11: upstream 3 field "port" goes with "host"; with "servers", give each server its port',
+      'c.yaml:8:14: upstream 3 field "balance": "random" is not valid for balance; expected one of roundRobin, leastRequest',
+      'c.yaml:10:17: upstream 3 server 1 field "host": "b.example:80" must be a hostname or IP address, without scheme, port or path',
+      'c.yaml:10:41: upstream 3 server 1 field "weight" must be >= 1',
+      'c.yaml:11:28: unknown field "colour" in upstream 3 server 2 (allowed: host, port, weight)',
+      'c.yaml:12:9: upstream 3 server 3 is missing required field "host"',
+    ])
+  })
+
   it('reads a valid file the same way on the fast and the careful path', () => {
     const files = [
       'upstreams:\n  - {name: 2026-11-28, host: a, port: 0x1F90}\nrules:\n  - {upstream: "2026-11-28", path: /x, stripPath: yes}\n',
       'upstreams: &u\n  - name: a\n    host: "::1"\nrules:\n  - upstream: a\n    host: "*.Example.com."\n    matchMode: exact\n',
       '# empty\n',
       'rules: ~\nupstreams: []\n',
+      'upstreams:\n  - {name: a, balance: roundRobin, servers: [{host: x, port: 81, weight: 2}, {host: "::1"}]}\n  - {name: b, servers: []}\n',
     ]
     for (const text of files) assert.deepEqual(parseConfig(text), parseWithPositions(text, 'f'), text)
   })

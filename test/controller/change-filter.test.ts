@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { ChangeFilter } from '../../src/controller/change-filter.ts'
-import type { Ingress, IngressClass, Service } from '../../src/controller/snapshot.ts'
+import type { EndpointSlice, Ingress, IngressClass, Service } from '../../src/controller/snapshot.ts'
 
 const ours: IngressClass = { metadata: { name: 'nanoproxy' }, spec: { controller: 'benc-uk/nanoproxy' } }
 const theirs: IngressClass = { metadata: { name: 'other' }, spec: { controller: 'example.com/other' } }
@@ -68,5 +68,24 @@ describe('which changes start a rebuild', () => {
     assert.equal(filter().serviceMatters(undefined, service('unrelated')), false)
     const lb = service('web', 80, { status: { loadBalancer: { ingress: [{ ip: '192.0.2.1' }] } } })
     assert.equal(filter().serviceMatters(service('web'), lb), false, 'a Service status change is for the status loop only')
+  })
+
+  it("a slice of a Service one of our Ingresses names, when its endpoints change; no other Service's slice", () => {
+    const slice = (svc: string, ip: string, extra: Partial<EndpointSlice> = {}): EndpointSlice => ({
+      metadata: { name: `${svc}-1`, namespace: 'shop', labels: { 'kubernetes.io/service-name': svc }, resourceVersion: '1' },
+      addressType: 'IPv4',
+      ports: [{ name: '', port: 8080, protocol: 'TCP' }],
+      endpoints: [{ addresses: [ip], conditions: { ready: true } }],
+      ...extra,
+    })
+    assert.equal(filter().endpointSliceMatters(undefined, slice('web', '198.18.20.1')), true)
+    assert.equal(filter().endpointSliceMatters(slice('web', '198.18.20.1'), slice('web', '198.18.20.2')), true)
+    assert.equal(filter().endpointSliceMatters(slice('web', '198.18.20.1'), undefined), true)
+    const notReady = slice('web', '198.18.20.1', { endpoints: [{ addresses: ['198.18.20.1'], conditions: { ready: false } }] })
+    assert.equal(filter().endpointSliceMatters(slice('web', '198.18.20.1'), notReady), true)
+    assert.equal(filter().endpointSliceMatters(slice('unrelated', '198.18.20.1'), slice('unrelated', '198.18.20.2')), false)
+    const relabelled = slice('web', '198.18.20.1')
+    relabelled.metadata = { ...relabelled.metadata, resourceVersion: '2', labels: { ...relabelled.metadata.labels, team: 'a' } }
+    assert.equal(filter().endpointSliceMatters(slice('web', '198.18.20.1'), relabelled), false, 'labels and resourceVersion are not read')
   })
 })

@@ -144,7 +144,7 @@ describe('the ingress controller', () => {
   it('writes its first config only after the initial lists, and then reports ready', async () => {
     await controller.waitForLog((l) => l.msg === 'config written')
     const kinds = controller.logs.filter((l) => l.msg === 'initial list complete').map((l) => l.kind)
-    assert.deepEqual([...kinds].sort(), ['ingressclasses', 'ingresses', 'secrets', 'services'])
+    assert.deepEqual([...kinds].sort(), ['endpointslices', 'ingressclasses', 'ingresses', 'secrets', 'services'])
     const firstWrite = controller.logs.findIndex((l) => l.msg === 'config written')
     const lastList = Math.max(...controller.logs.map((l, i) => (l.msg === 'initial list complete' ? i : -1)))
     assert.ok(firstWrite > lastList, 'the config must be written after every initial list')
@@ -191,7 +191,7 @@ describe('the ingress controller', () => {
       const route = table.match(routingHost(host), row.request)
       const desc = `row ${n + 1}: ${row.rules.map((r) => r.join(' ')).join(' + ')} with request ${row.request}`
       if (row.want === -1) assert.ok(route === undefined || route.host !== host, `${desc} must not match`)
-      else assert.equal(route?.upstream.host, `s${row.want}.${ns}.svc.cluster.local`, desc)
+      else assert.equal(route?.upstream.name, `${ns}/s${row.want}:80`, desc)
     })
   })
 
@@ -205,11 +205,11 @@ describe('the ingress controller', () => {
     ])
     const config = await waitForConfig((c) => hasHost('*.foo.test')(c) && hasHost('exact.foo.test')(c), 'the wildcard and exact hosts')
     const table = new RouteTable(config)
-    const upstreamFor = (host: string) => table.match(host, '/')?.upstream.host
-    assert.equal(upstreamFor('bar.foo.test'), 'wild.wildcards.svc.cluster.local')
-    assert.equal(upstreamFor('exact.foo.test'), 'exact.wildcards.svc.cluster.local')
-    assert.notEqual(upstreamFor('baz.bar.foo.test'), 'wild.wildcards.svc.cluster.local')
-    assert.notEqual(upstreamFor('foo.test'), 'wild.wildcards.svc.cluster.local')
+    const upstreamFor = (host: string) => table.match(host, '/')?.upstream.name
+    assert.equal(upstreamFor('bar.foo.test'), 'wildcards/wild:80')
+    assert.equal(upstreamFor('exact.foo.test'), 'wildcards/exact:80')
+    assert.notEqual(upstreamFor('baz.bar.foo.test'), 'wildcards/wild:80')
+    assert.notEqual(upstreamFor('foo.test'), 'wildcards/wild:80')
   })
 
   it('serves Ingresses of its classes only, and re-evaluates them when an IngressClass appears', async () => {
@@ -270,7 +270,8 @@ describe('the ingress controller', () => {
     const rule = config.rules.find((r) => r.host === 'good.annotations.test')!
     assert.equal(rule.stripPath, true)
     const upstream = config.upstreams.find((u) => u.name === rule.upstream)!
-    assert.deepEqual([upstream.scheme, upstream.host, upstream.port], ['https', 'api.annotations.svc.cluster.local', 8443])
+    // No EndpointSlice for api (this API server runs no EndpointSlice controller): no servers yet.
+    assert.deepEqual([upstream.name, upstream.scheme, upstream.servers], ['annotations/api:8443/https', 'https', []])
     assert.ok(lacksHost('bad.annotations.test')(config))
     const event = await waitForEvent(ns, 'bad', /InvalidAnnotation/)
     assert.match(event, /nanoproxy\/strip-path: "maybe" is not valid \(accepted: true, false\)/)
@@ -285,7 +286,7 @@ describe('the ingress controller', () => {
     const config = await waitForConfig(hasHost('ports.test'), 'the port-by-name Ingress')
     const rules = config.rules.filter((r) => r.host === 'ports.test')
     assert.deepEqual(rules.map((r) => r.path), ['/admin'])
-    assert.equal(config.upstreams.find((u) => u.name === rules[0]!.upstream)?.port, 9000)
+    assert.equal(rules[0]!.upstream, 'ports/named:9000')
     await waitForEvent(ns, 'by-name', /BackendNotFound: .*Service ports\/ghost does not exist/)
     // The Service appears: its path is served without touching the Ingress.
     await cluster.apply([service(ns, 'ghost', [{ port: 80 }])])
@@ -455,6 +456,98 @@ describe('the ingress controller', () => {
     await waitForEvent(ns, 'late', /Conflict: spec.defaultBackend: Ingress fallback\/catchall \(older\) already provides the default backend/)
   })
 
+  describe('EndpointSlices', () => {
+    // The API server refuses loopback addresses in EndpointSlices: these use
+    // 198.18.22.0/24 (benchmarking range), never connected to here.
+    type Endpoint = { ip: string; ready?: boolean; serving?: boolean; terminating?: boolean }
+    const slice = (ns: string, name: string, svc: string, ports: { name: string; port: number }[], endpoints: Endpoint[], addressType = 'IPv4'): KubernetesObject =>
+      ({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { name, namespace: ns, labels: { 'kubernetes.io/service-name': svc } },
+        addressType,
+        ports: ports.map((p) => ({ ...p, protocol: 'TCP' })),
+        endpoints: endpoints.map((e) => ({ addresses: [e.ip], conditions: { ready: e.ready ?? true, serving: e.serving ?? e.ready ?? true, terminating: e.terminating ?? false } })),
+      }) as KubernetesObject
+    const serversOf = (c: ProxyConfig, name: string): string[] =>
+      (c.upstreams.find((u) => u.name === name)?.servers ?? []).map((s) => `${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`)
+    const servedBy = (name: string, want: string[]) => (c: ProxyConfig) => JSON.stringify(serversOf(c, name)) === JSON.stringify(want)
+
+    it("writes the ready endpoints of every slice of a Service as its servers, each slice's port found by the Service port's name", async () => {
+      const ns = 'slices'
+      await cluster.apply([namespace(ns), { ...service(ns, 'web', []), spec: { ports: [{ name: 'http', port: 80, targetPort: 'http' }] } } as KubernetesObject])
+      await cluster.apply([
+        slice(ns, 'web-a', 'web', [{ name: 'http', port: 8080 }], [{ ip: '198.18.22.1' }, { ip: '198.18.22.2', ready: false, serving: false }]),
+        slice(ns, 'web-b', 'web', [{ name: 'http', port: 8081 }], [{ ip: '198.18.22.3' }]),
+        slice(ns, 'web-v6', 'web', [{ name: 'http', port: 8080 }], [{ ip: '2001:db8::1' }], 'IPv6'),
+        slice(ns, 'other-a', 'other', [{ name: 'http', port: 8080 }], [{ ip: '198.18.22.9' }]),
+      ])
+      await cluster.apply([ingress(ns, 'site', [{ host: 'slices.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
+      await waitForConfig(servedBy('slices/web:80', ['198.18.22.1:8080', '198.18.22.3:8081', '[2001:db8::1]:8080']), 'the ready endpoints')
+      // A pod becomes ready, another goes: the servers follow.
+      await cluster.apply([slice(ns, 'web-a', 'web', [{ name: 'http', port: 8080 }], [{ ip: '198.18.22.2' }])])
+      await waitForConfig(servedBy('slices/web:80', ['198.18.22.2:8080', '198.18.22.3:8081', '[2001:db8::1]:8080']), 'the changed endpoints')
+    })
+
+    it('falls back to the serving and terminating endpoints when none is ready, and to no servers when none serves', async () => {
+      const ns = 'terminating'
+      await cluster.apply([namespace(ns), service(ns, 'app', [{ port: 80 }])])
+      await cluster.apply([slice(ns, 'app-1', 'app', [{ name: '', port: 8080 }], [{ ip: '198.18.22.11' }, { ip: '198.18.22.12' }])])
+      await cluster.apply([ingress(ns, 'app', [{ host: 'terminating.test', paths: [{ path: '/', service: 'app', port: 80 }] }])])
+      await waitForConfig(servedBy('terminating/app:80', ['198.18.22.11:8080', '198.18.22.12:8080']), 'the ready endpoints')
+      // Every pod is being replaced: not ready, still serving while it terminates (KEP-1669).
+      await cluster.apply([
+        slice(ns, 'app-1', 'app', [{ name: '', port: 8080 }], [
+          { ip: '198.18.22.11', ready: false, serving: true, terminating: true },
+          { ip: '198.18.22.12', ready: false, serving: false, terminating: true },
+          { ip: '198.18.22.13', ready: false, serving: false, terminating: false },
+        ]),
+      ])
+      await waitForConfig(servedBy('terminating/app:80', ['198.18.22.11:8080']), 'the serving, terminating endpoint')
+      await cluster.apply([slice(ns, 'app-1', 'app', [{ name: '', port: 8080 }], [{ ip: '198.18.22.13', ready: false, serving: false }])])
+      await waitForConfig(servedBy('terminating/app:80', []), 'no servers')
+    })
+
+    it('sends an ExternalName Service to its DNS name, and a service-upstream Ingress to the Service name', async () => {
+      const ns = 'aliases'
+      await cluster.apply([
+        namespace(ns),
+        { apiVersion: 'v1', kind: 'Service', metadata: { name: 'ext', namespace: ns }, spec: { type: 'ExternalName', externalName: 'api.example.net', ports: [{ port: 443 }] } } as KubernetesObject,
+        service(ns, 'web', [{ port: 80 }]),
+        slice(ns, 'web-1', 'web', [{ name: '', port: 8080 }], [{ ip: '198.18.22.21' }]),
+      ])
+      await cluster.apply([
+        ingress(ns, 'ext', [{ host: 'ext.aliases.test', paths: [{ path: '/', service: 'ext', port: 443 }] }], { annotations: { 'nanoproxy/backend-protocol': 'https' } }),
+        ingress(ns, 'legacy', [{ host: 'legacy.aliases.test', paths: [{ path: '/', service: 'web', port: 80 }] }], { annotations: { 'nanoproxy/service-upstream': 'true' } }),
+      ])
+      const config = await waitForConfig((c) => hasHost('ext.aliases.test')(c) && hasHost('legacy.aliases.test')(c), 'both Ingresses')
+      assert.deepEqual(serversOf(config, 'aliases/ext:443/https'), ['api.example.net:443'])
+      const legacy = config.upstreams.find((u) => u.name === 'aliases/web:80/service-upstream')
+      assert.deepEqual([legacy?.host, legacy?.port, legacy?.servers], ['web.aliases.svc.cluster.local', 80, undefined])
+    })
+
+    it('writes once for a burst of slice changes, and never for slices of Services no Ingress of ours names', async () => {
+      const ns = 'churn'
+      await cluster.apply([namespace(ns), service(ns, 'web', [{ port: 80 }]), service(ns, 'bystander', [{ port: 80 }])])
+      await cluster.apply([ingress(ns, 'site', [{ host: 'churn.test', paths: [{ path: '/', service: 'web', port: 80 }] }])])
+      await waitForConfig(hasHost('churn.test'), 'the Ingress')
+      await new Promise((r) => setTimeout(r, 1500)) // its status write and echo settle
+      let seen = controller.logs.length
+      for (let i = 1; i <= 10; i++) await cluster.apply([slice(ns, 'bystander-1', 'bystander', [{ name: '', port: 8080 }], [{ ip: `198.18.22.${100 + i}` }])])
+      await new Promise((r) => setTimeout(r, 1000))
+      const writes = (from: number) => controller.logs.slice(from).filter((l) => l.msg === 'config written' || l.msg === 'config unchanged')
+      assert.deepEqual(writes(seen), [], 'slices of a Service no Ingress names started a rebuild')
+      seen = controller.logs.length
+      // A rollout's worth of changes within the 200 ms quiet time: one write.
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) => cluster.apply([slice(ns, `web-${i}`, 'web', [{ name: '', port: 8080 }], [{ ip: `198.18.22.${30 + i}` }])])),
+      )
+      await waitForConfig((c) => serversOf(c, 'churn/web:80').length === 8, 'all eight endpoints')
+      await new Promise((r) => setTimeout(r, 1000))
+      assert.equal(writes(seen).filter((l) => l.msg === 'config written').length, 1)
+    })
+  })
+
   it('routes a request through the proxy to the right upstream within 2 seconds of applying an Ingress', async () => {
     // Controller and proxy share the config directory, as the two sidecars do.
     const ns = 'e2e'
@@ -466,8 +559,10 @@ describe('the ingress controller', () => {
       await cluster.apply([namespace(ns), service(ns, 'blue', [{ port: blue.port }]), service(ns, 'green', [{ port: green.port }])])
       const started = Date.now()
       await cluster.apply([
+        // service-upstream: the Service names, resolved by helpers/cluster-dns.ts
+        // (EndpointSlices cannot hold the loopback addresses the upstreams listen on).
         ingress(ns, 'shop', [{ host: 'shop.e2e.test', paths: [{ path: '/', service: 'blue', port: blue.port }, { path: '/api', service: 'green', port: green.port }] }], {
-          annotations: { 'nanoproxy/strip-path': 'false' },
+          annotations: { 'nanoproxy/strip-path': 'false', 'nanoproxy/service-upstream': 'true' },
         }),
       ])
       let reply

@@ -244,7 +244,9 @@ async function install(inst: Installation): Promise<{ controller: ProxyProcess; 
 async function exercise(inst: Installation, controller: ProxyProcess, configFile: string, tag: string): Promise<void> {
   const ns = inst.appsNamespace
   const host = `${tag}.deploy.test`
-  await apply([service(ns, 'web'), ingress(ns, tag, host, inst.className), ingress(ns, `${tag}-bad`, `bad.${host}`, inst.className, { 'nanoproxy/strip-path': 'maybe' })])
+  // service-upstream: the upstream is the Service's DNS name, which shows the
+  // controller's CLUSTER_DOMAIN (this API server has no EndpointSlice controller).
+  await apply([service(ns, 'web'), ingress(ns, tag, host, inst.className, { 'nanoproxy/service-upstream': 'true' }), ingress(ns, `${tag}-bad`, `bad.${host}`, inst.className, { 'nanoproxy/strip-path': 'maybe' })])
   const config = await until(`the Ingress ${ns}/${tag} in ${configFile}`, () => {
     const c = readConfig(configFile)
     return c?.rules.some((r) => r.host === host) ? c : undefined

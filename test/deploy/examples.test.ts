@@ -2,7 +2,8 @@
 // with the IngressClass that the chart and deploy/kubernetes/nanoproxy.yaml
 // create. fixtures/httpbin.expected.yaml was written by hand from the
 // Ingress (Prefix /httpbin on any host, strip-path) in the style of
-// test/controller/fixtures, not copied from the output.
+// test/controller/fixtures, not copied from the output. The example has no
+// EndpointSlices (the cluster's controller makes them): no servers.
 
 import assert from 'node:assert/strict'
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs'

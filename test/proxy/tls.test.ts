@@ -125,6 +125,25 @@ describe('HTTPS upstreams', () => {
     }
   })
 
+  it('sends serverName as SNI to servers given by address, and checks the certificate for it', async () => {
+    const cfg = (serverName: string) =>
+      `upstreams:\n  - name: pods\n    scheme: https\n    serverName: ${serverName}\n    servers: [{ host: 127.0.0.1, port: ${up.port} }]\nrules:\n  - { upstream: pods, path: / }\n`
+    const proxy = await startProxy({ env: { NODE_EXTRA_CA_CERTS: pki.caCertFile }, config: cfg('localhost') })
+    try {
+      const { reply, json } = await sendJson<SeenRequest>(`${proxy.url}/by-address`)
+      assert.equal(reply.status, 200)
+      assert.equal(json.servername, 'localhost')
+      // A name the certificate is not for: refused.
+      writeFileSync(proxy.configFile, cfg('other.example'))
+      await proxy.waitForLog((l) => l.msg === 'config reloaded')
+      const wrong = await send(`${proxy.url}/`)
+      assert.equal(wrong.status, 502)
+      assert.match(wrong.body, /NP_ERR_UPSTREAM_TLS/)
+    } finally {
+      await proxy.stop()
+    }
+  })
+
   it('answers 502 when the upstream certificate is not trusted, and logs why', async () => {
     const proxy = await startProxy({ config: httpsConfig() })
     try {
