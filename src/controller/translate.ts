@@ -183,46 +183,21 @@ function readAnnotations(
 ): { scheme: Scheme; stripPath: boolean; sslRedirect: boolean; serviceUpstream: boolean } | undefined {
   const annotations = ingress.metadata.annotations ?? {}
   let ok = true
-  let scheme: Scheme = 'http'
-  let stripPath = false
-  let serviceUpstream = false
-  const protocol = annotations[BACKEND_PROTOCOL_ANNOTATION]
-  if (protocol !== undefined) {
-    const v = protocol.trim().toLowerCase()
-    if (v === 'http' || v === 'https') scheme = v
-    else {
-      report('InvalidAnnotation', `annotation ${BACKEND_PROTOCOL_ANNOTATION}: ${JSON.stringify(protocol)} is not valid (accepted: http, https); this Ingress is not served`)
-      ok = false
-    }
+  /** The annotation's value, one of `accepted` (any case, trimmed); `fallback` when absent; an invalid value leaves the Ingress out. */
+  const oneOf = <T extends string>(name: string, accepted: readonly T[], fallback: T): T => {
+    const raw = annotations[name]
+    if (raw === undefined) return fallback
+    const v = raw.trim().toLowerCase()
+    if ((accepted as readonly string[]).includes(v)) return v as T
+    report('InvalidAnnotation', `annotation ${name}: ${JSON.stringify(raw)} is not valid (accepted: ${accepted.join(', ')}); this Ingress is not served`)
+    ok = false
+    return fallback
   }
-  const strip = annotations[STRIP_PATH_ANNOTATION]
-  if (strip !== undefined) {
-    const v = strip.trim().toLowerCase()
-    if (v === 'true' || v === 'false') stripPath = v === 'true'
-    else {
-      report('InvalidAnnotation', `annotation ${STRIP_PATH_ANNOTATION}: ${JSON.stringify(strip)} is not valid (accepted: true, false); this Ingress is not served`)
-      ok = false
-    }
-  }
-  let sslRedirect = true
-  const redirect = annotations[SSL_REDIRECT_ANNOTATION]
-  if (redirect !== undefined) {
-    const v = redirect.trim().toLowerCase()
-    if (v === 'true' || v === 'false') sslRedirect = v === 'true'
-    else {
-      report('InvalidAnnotation', `annotation ${SSL_REDIRECT_ANNOTATION}: ${JSON.stringify(redirect)} is not valid (accepted: true, false); this Ingress is not served`)
-      ok = false
-    }
-  }
-  const viaService = annotations[SERVICE_UPSTREAM_ANNOTATION]
-  if (viaService !== undefined) {
-    const v = viaService.trim().toLowerCase()
-    if (v === 'true' || v === 'false') serviceUpstream = v === 'true'
-    else {
-      report('InvalidAnnotation', `annotation ${SERVICE_UPSTREAM_ANNOTATION}: ${JSON.stringify(viaService)} is not valid (accepted: true, false); this Ingress is not served`)
-      ok = false
-    }
-  }
+  const BOOLEAN = ['true', 'false'] as const
+  const scheme = oneOf<Scheme>(BACKEND_PROTOCOL_ANNOTATION, ['http', 'https'], 'http')
+  const stripPath = oneOf(STRIP_PATH_ANNOTATION, BOOLEAN, 'false') === 'true'
+  const sslRedirect = oneOf(SSL_REDIRECT_ANNOTATION, BOOLEAN, 'true') === 'true'
+  const serviceUpstream = oneOf(SERVICE_UPSTREAM_ANNOTATION, BOOLEAN, 'false') === 'true'
   return ok ? { scheme, stripPath, sslRedirect, serviceUpstream } : undefined
 }
 
