@@ -33,13 +33,13 @@ const CLUSTER_DNS = join(ROOT, 'test/helpers/cluster-dns.ts')
 const ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NANOPROXY_DIST: '1' }
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
 
-interface Proc {
+export interface Proc {
   child: ChildProcess
   lines: Record<string, unknown>[]
   wait(pred: (l: Record<string, unknown>) => boolean, ms: number, from?: number): Promise<Record<string, unknown>>
 }
 
-function run(args: string[], env: Record<string, string>): Proc {
+export function run(args: string[], env: Record<string, string>): Proc {
   const child = spawn(join(ROOT, 'bin/nanoproxy'), args, { env: { ...ENV, ...env }, stdio: ['ignore', 'pipe', 'inherit'] })
   const lines: Record<string, unknown>[] = []
   let buf = ''
@@ -49,7 +49,8 @@ function run(args: string[], env: Record<string, string>): Proc {
     buf = parts.pop() ?? ''
     for (const p of parts) {
       try {
-        lines.push(JSON.parse(p) as Record<string, unknown>)
+        // at: when the bench saw the line (for latencies measured from log lines).
+        lines.push({ ...(JSON.parse(p) as Record<string, unknown>), at: performance.now() })
       } catch {
         // not a log line
       }
@@ -71,15 +72,15 @@ function run(args: string[], env: Record<string, string>): Proc {
   }
 }
 
-async function stop(p: Proc): Promise<void> {
+export async function stop(p: Proc): Promise<void> {
   if (p.child.exitCode !== null) return
   p.child.kill('SIGTERM')
   await once(p.child, 'exit')
 }
 
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms))
 
-function rssMiB(pid: number): number {
+export function rssMiB(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))
   return m ? Number(m[1]) / 1024 : NaN
 }
@@ -95,12 +96,12 @@ function nodePid(p: Proc): number {
   return p.child.pid!
 }
 
-function percentile(xs: number[], p: number): number {
+export function percentile(xs: number[], p: number): number {
   const s = [...xs].sort((a, b) => a - b)
   return s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] ?? NaN
 }
 
-async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+export async function pool<T>(items: T[], n: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0
   await Promise.all(Array.from({ length: n }, async () => {
     while (next < items.length) await fn(items[next++]!)

@@ -14,6 +14,8 @@
 // HTTPS and handshakes against nginx, and 1,000 host certificates.
 // `--only cluster` runs the controller at cluster scale against a real
 // kube-apiserver instead (bench/cluster-scale.ts; `--sizes 1000,10000`).
+// `--only endpoints`: endpoint churn, 1,000 Services × 10 endpoints, against
+// a real kube-apiserver (bench/endpoints-scale.ts).
 
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
@@ -181,7 +183,7 @@ chmodSync(work, 0o755)
 
 async function main(): Promise<void> {
   // The cluster scenario needs none of the peer proxies or wrk.
-  if (!(ONLY?.size === 1 && ONLY.has('cluster'))) ensureTools()
+  if (!(ONLY !== undefined && [...ONLY].every((s) => s === 'cluster' || s === 'endpoints'))) ensureTools()
   // NanoProxy runs compiled, as in the image: `npm run build`, then
   // bin/nanoproxy with NANOPROXY_DIST=1 runs dist/ (see bin/nanoproxy).
   execFileSync('npm', ['run', '--silent', 'build'], { cwd: ROOT, stdio: 'inherit' })
@@ -189,6 +191,12 @@ async function main(): Promise<void> {
     const { runClusterBench } = await import('./cluster-scale.ts')
     reportCluster(await runClusterBench(args.sizes.split(',').map(Number)))
     ONLY.delete('cluster')
+    if (ONLY.size === 0) return
+  }
+  if (ONLY?.has('endpoints')) {
+    const { runEndpointsBench } = await import('./endpoints-scale.ts')
+    reportCluster(await runEndpointsBench(), 'endpoints')
+    ONLY.delete('endpoints')
     if (ONLY.size === 0) return
   }
   const nginxBin = have('nginx') ? 'nginx' : '/usr/sbin/nginx'
@@ -578,15 +586,15 @@ function report(results: Map<string, Record<string, number>[]>, extras: Record<s
   process.stdout.write(md)
 }
 
-function reportCluster(figures: Record<string, number>): void {
+function reportCluster(figures: Record<string, number>, name: 'cluster' | 'endpoints' = 'cluster'): void {
   const fmt = (v: number): string => (Number.isFinite(v) ? (Math.abs(v) >= 100 ? v.toFixed(0) : v.toFixed(2)) : '-')
   const when = new Date().toISOString()
-  const md = `Conditions: ${when}; cluster scenario (bench/cluster-scale.ts), real kube-apiserver + etcd on this machine, unpinned; Node ${process.version}\n\n| metric | value |\n|---|---|\n${Object.entries(figures)
+  const md = `Conditions: ${when}; ${name} scenario (bench/${name === 'cluster' ? 'cluster' : 'endpoints'}-scale.ts), real kube-apiserver + etcd on this machine, unpinned; Node ${process.version}\n\n| metric | value |\n|---|---|\n${Object.entries(figures)
     .map(([k, v]) => `| ${k} | ${fmt(v)} |`)
     .join('\n')}\n`
   const dir = join(ROOT, 'bench/results')
   mkdirSync(dir, { recursive: true })
-  writeFileSync(join(dir, `cluster-${when.replace(/[:.]/g, '-')}.md`), md)
+  writeFileSync(join(dir, `${name}-${when.replace(/[:.]/g, '-')}.md`), md)
   process.stdout.write(md)
 }
 
