@@ -359,7 +359,7 @@ backend ws
   const extras = { ...(await nanoproxyExtras(nanoConfig)), ...(await balanceExtras(nginxBin, [up, ...upMore])) }
   if (ONLY === undefined || ONLY.has('tls')) {
     const { tlsComparison, tlsThousandCertificates } = await import('./tls-scenarios.ts')
-    const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }
+    const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, nanoproxyWithLogs, reloadTime, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }
     // Rows of their own: the table takes the median of each metric over the rows that have it.
     for (const [name, rows] of await tlsComparison(kit)) results.set(name, [...(results.get(name) ?? []), ...rows])
     Object.assign(extras, await tlsThousandCertificates(kit))
@@ -479,18 +479,7 @@ async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<
     const file = join(work, `${label}.yaml`)
     writeFileSync(file, nanoConfig(rules))
     const port = await freePort()
-    const p = spawn('taskset', ['-c', PROXY_CPU, join(ROOT, 'bin/nanoproxy'), 'proxy', '-c', file], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-      env: { ...process.env, ...NANOPROXY_ENV, PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' },
-    })
-    const logs: string[] = []
-    let buf = ''
-    p.stdout.setEncoding('utf8').on('data', (c: string) => {
-      buf += c
-      const lines = buf.split('\n')
-      buf = lines.pop() ?? ''
-      logs.push(...lines)
-    })
+    const { process: p, logs } = nanoproxyWithLogs(file, { PORT: String(port) })
     await waitForPort(port)
     const pid = childPids(p.pid!)[0] ?? p.pid!
     const r = await wrk(`http://127.0.0.1:${port}/p5/x`, 50, DURATION, { headers: [`Host: ${host}`] })
@@ -542,14 +531,38 @@ async function nanoproxyExtras(nanoConfig: (extra?: string) => string): Promise<
  * parse, validate, compile, swap) from its 'config reloaded' log line, and
  * the wall time from the write until that line (debounce included).
  */
-async function reloadTime(logs: string[], file: string, text: string): Promise<{ work: number; wall: number }> {
+/**
+ * NanoProxy (one worker, no access log) pinned on the proxy CPU, with its
+ * log lines collected for reloadTime.
+ */
+function nanoproxyWithLogs(file: string, env: Record<string, string>): { process: ChildProcess; logs: string[] } {
+  const p = spawn('taskset', ['-c', PROXY_CPU, join(ROOT, 'bin/nanoproxy'), 'proxy', '-c', file], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+    env: { ...process.env, ...NANOPROXY_ENV, ACCESS_LOG: 'off', WORKERS: '1', ...env },
+  })
+  const logs: string[] = []
+  let buf = ''
+  p.stdout.setEncoding('utf8').on('data', (c: string) => {
+    buf += c
+    const lines = buf.split('\n')
+    buf = lines.pop() ?? ''
+    logs.push(...lines)
+  })
+  return { process: p, logs }
+}
+
+/** Writes `text` to `file` and waits for the proxy's "config reloaded" line: its own timing (`work`), the time from the write (`wall`), and the line. */
+async function reloadTime(logs: string[], file: string, text: string, limitMs = 10_000): Promise<{ work: number; wall: number; line: Record<string, unknown> }> {
   const seen = logs.length
   const started = performance.now()
   writeFileSync(file, text)
   for (;;) {
-    const line = logs.slice(seen).find((l) => l.includes('"config reloaded"'))
-    if (line) return { work: (JSON.parse(line) as { duration_ms: number }).duration_ms, wall: performance.now() - started }
-    if (performance.now() - started > 10_000) throw new Error('no reload within 10 s')
+    const found = logs.slice(seen).find((l) => l.includes('"config reloaded"'))
+    if (found) {
+      const line = JSON.parse(found) as Record<string, unknown> & { duration_ms: number }
+      return { work: line.duration_ms, wall: performance.now() - started, line }
+    }
+    if (performance.now() - started > limitMs) throw new Error(`no reload within ${limitMs / 1000} s`)
     await new Promise((r) => setTimeout(r, 5))
   }
 }

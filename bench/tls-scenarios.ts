@@ -12,7 +12,7 @@
 //
 // The helpers (pinning, wrk, CPU accounting) are run.ts's, passed in.
 
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, type ChildProcess } from 'node:child_process'
 import { readFileSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -26,6 +26,8 @@ export interface BenchKit {
   proxyCpu: string
   nanoproxyEnv: Record<string, string>
   pinned(cpu: string, cmd: string, args: string[], env?: Record<string, string>): ChildProcess
+  nanoproxyWithLogs(file: string, env: Record<string, string>): { process: ChildProcess; logs: string[] }
+  reloadTime(logs: string[], file: string, text: string, limitMs?: number): Promise<{ work: number; wall: number; line: Record<string, unknown> }>
   wrk(url: string, connections: number, seconds: number, opts?: { headers?: string[] }): Promise<{ rps: number; requests: number; errors: number }>
   cpuSeconds(pid: number): number
   rssMiB(pid: number): number
@@ -138,34 +140,13 @@ export async function tlsThousandCertificates(kit: BenchKit): Promise<Row> {
   writeFileSync(file, base)
   const port = await kit.freePort()
   const plain = await kit.freePort()
-  const p = spawn('taskset', ['-c', kit.proxyCpu, join(kit.root, 'bin/nanoproxy'), 'proxy', '-c', file], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-    env: { ...process.env, ...kit.nanoproxyEnv, PORT: String(plain), HTTPS_PORT: String(port), ACCESS_LOG: 'off', WORKERS: '1' },
-  })
-  const logs: string[] = []
-  let buf = ''
-  p.stdout.setEncoding('utf8').on('data', (c: string) => {
-    buf += c
-    const lines = buf.split('\n')
-    buf = lines.pop() ?? ''
-    logs.push(...lines)
-  })
+  const { process: p, logs } = kit.nanoproxyWithLogs(file, { PORT: String(plain), HTTPS_PORT: String(port) })
   await kit.waitForPort(port)
   const pid = kit.childPids(p.pid!)[0] ?? p.pid!
   const rssBefore = kit.rssMiB(pid)
   const reload = async (text: string): Promise<{ work: number; parsed: number }> => {
-    const seen = logs.length
-    writeFileSync(file, text)
-    const started = performance.now()
-    for (;;) {
-      const line = logs.slice(seen).find((l) => l.includes('"config reloaded"'))
-      if (line) {
-        const parsed = JSON.parse(line) as { duration_ms: number; certificates_parsed?: number }
-        return { work: parsed.duration_ms, parsed: parsed.certificates_parsed ?? 0 }
-      }
-      if (performance.now() - started > 30_000) throw new Error('no reload within 30 s')
-      await new Promise((r) => setTimeout(r, 5))
-    }
+    const { work, line } = await kit.reloadTime(logs, file, text, 30_000)
+    return { work, parsed: typeof line.certificates_parsed === 'number' ? line.certificates_parsed : 0 }
   }
   const first = await reload(base + writePairs('a', undefined))
   out.certs_1000_first_load_ms = first.work
