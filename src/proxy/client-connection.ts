@@ -50,6 +50,8 @@ export class ClientConnection implements Expiring, ExchangeClient {
   /** The client is in TRUSTED_PROXIES: its X-Forwarded-* are extended, not replaced. */
   readonly trusted: boolean
   deadline: number
+  /** When the connection began waiting for its next (or first) request head. */
+  idleSince = Date.now()
   private state: number = WAIT_HEAD
   private pending: Buffer | undefined
   /** How far `pending` was searched for the end of a head. */
@@ -139,7 +141,8 @@ export class ClientConnection implements Expiring, ExchangeClient {
       return
     }
     this.state = WAIT_HEAD
-    this.deadline = Date.now() + (this.pending === undefined ? KEEP_ALIVE_MS : this.handler.ctx.settings.timeoutMs)
+    this.idleSince = Date.now()
+    this.deadline = this.idleSince + (this.pending === undefined ? KEEP_ALIVE_MS : this.handler.ctx.settings.timeoutMs)
     this.release()
     this.process()
   }

@@ -40,7 +40,6 @@ export class RequestHandler {
   private readonly connections = new Set<ClientConnection>()
   /** TLS connections still in their handshake (no ClientConnection yet). */
   private readonly handshakes = new Set<Socket>()
-  private onIdle: (() => void) | undefined
   private readonly owners = new Map<string, ExchangeOwner>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
@@ -316,29 +315,28 @@ export class RequestHandler {
       )
     }
     this.active--
-    if (this.active === 0 && this.onIdle) this.onIdle()
   }
 
-  /** Resolves when no request or tunnel is in progress. */
-  idle(): Promise<void> {
-    if (this.active === 0) return Promise.resolve()
-    return new Promise((resolve) => {
-      this.onIdle = resolve
-    })
-  }
-
-  /** Resolves when every open connection has handed all it had to write to the kernel. */
-  async written(): Promise<void> {
-    const pending = (): boolean => {
-      for (const conn of this.connections) if (!conn.idle && conn.socket.writableLength > 0 && !conn.socket.destroyed) return true
+  /**
+   * Resolves once every connection is closed or closing with all its bytes
+   * handed to the kernel: no request, tunnel or unwritten response is left.
+   */
+  async settled(): Promise<void> {
+    const open = (): boolean => {
+      if (this.active > 0) return true
+      for (const conn of this.connections) if (!conn.socket.destroyed && (!conn.closed || conn.socket.writableLength > 0)) return true
       return false
     }
-    while (pending()) await new Promise((resolve) => setTimeout(resolve, 20))
+    while (open()) await new Promise((resolve) => setTimeout(resolve, 20))
   }
 
-  /** Closes connections waiting for a next request (shutdown: keep-alive clients move on). */
-  closeIdleConnections(): void {
-    for (const conn of this.connections) if (conn.idle) conn.destroy()
+  /**
+   * Closes connections that have waited at least `minIdleMs` for a next
+   * request (shutdown: keep-alive clients move on to another replica).
+   */
+  closeIdleConnections(minIdleMs = 0): void {
+    const now = Date.now()
+    for (const conn of this.connections) if (conn.idle && now - conn.idleSince >= minIdleMs) conn.destroy()
   }
 
   /** Cuts every connection, tunnels included (end of the shutdown grace period). */

@@ -80,26 +80,36 @@ export function listen(server: Server, port: number, shared = false): Promise<nu
 }
 
 /**
- * Graceful shutdown: stop accepting, close idle keep-alive connections, let
- * requests in flight finish (their responses carry `Connection: close`),
- * and after `graceMs` cut whatever is left, WebSocket tunnels included.
+ * How long a connection must have waited for its next request before a
+ * shutdown closes it. Closing a keep-alive connection races the client
+ * reusing it (RFC 9112 §9.3.1: the request is lost in flight and only an
+ * idempotent one may be retried), and a busy client reuses its connection
+ * within milliseconds of each response. So a connection in use is left to
+ * its next request, whose response carries `Connection: close`, and only
+ * connections quiet for this long are closed (as Go's Server.Shutdown
+ * spares a new connection that has not sent its first request yet).
+ */
+const DRAIN_IDLE_MS = 1000
+
+/**
+ * Graceful shutdown: stop accepting, close connections idle for
+ * DRAIN_IDLE_MS, let requests in flight finish (their responses carry
+ * `Connection: close`, and each connection closes after its next one), and
+ * after `graceMs` cut whatever is left, WebSocket tunnels included.
  * Resolves with whether everything finished within the grace period.
  */
 export async function drain(servers: readonly Server[], ctx: ProxyContext, handler: RequestHandler, graceMs: number): Promise<boolean> {
   ctx.draining = true
   const closed = Promise.all(servers.map((server) => new Promise<void>((resolve) => server.close(() => resolve()))))
-  handler.closeIdleConnections()
-  // Connections that finish their last response while we wait close
-  // themselves (draining); this catches any that were between states.
-  const sweep = setInterval(() => handler.closeIdleConnections(), 100)
+  handler.closeIdleConnections(DRAIN_IDLE_MS)
+  const sweep = setInterval(() => handler.closeIdleConnections(DRAIN_IDLE_MS), 50)
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<false>((resolve) => {
     timer = setTimeout(() => resolve(false), graceMs)
   })
-  let clean = await Promise.race([handler.idle().then(() => true as const), deadline])
   // The last responses may still sit in socket buffers (a slow reader):
-  // let them reach their clients before the connections are cut.
-  if (clean) clean = await Promise.race([handler.written().then(() => true as const), deadline])
+  // settled() waits for them to reach the kernel before anything is cut.
+  const clean = await Promise.race([handler.settled().then(() => true as const), deadline])
   clearInterval(sweep)
   clearTimeout(timer)
   handler.closeAllConnections()

@@ -78,8 +78,10 @@ export class Load {
     const worker = async (): Promise<void> => {
       while (this.running) {
         let a = await once(agent, u, opts.host)
+        let retried = false
         if (a.error && a.reused && !a.gotResponse) {
           this.result.retried++
+          retried = true
           a = await once(agent, u, opts.host)
         }
         this.result.requests++
@@ -89,7 +91,9 @@ export class Load {
           if (key) this.result.byKey[key] = (this.result.byKey[key] ?? 0) + 1
         } else {
           this.result.failed++
-          if (this.result.errors.length < 10) this.result.errors.push(a.error ? `${a.error.code ?? ''} ${a.error.message}`.trim() : `status ${a.status} ${(a.body ?? '').slice(0, 200)}`)
+          // Where it failed tells a lost keep-alive race from a refused or cut connection.
+          const on = `${a.reused ? 'reused' : 'new'} connection${retried ? ', on the retry' : ''}`
+          if (this.result.errors.length < 10) this.result.errors.push(a.error ? `${a.error.code ?? ''} ${a.error.message} (${on})`.trim() : `status ${a.status} ${(a.body ?? '').slice(0, 200)}`)
         }
       }
     }

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
+import { connect } from 'node:net'
 import { writeFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -44,7 +45,33 @@ describe('graceful shutdown', () => {
     assert.ok(proxy.logs.some((l) => l.msg === 'shutdown complete'))
   })
 
-  it('closes idle keep-alive connections at once instead of waiting for the grace period', async () => {
+  it('answers the next request of a keep-alive connection in use at SIGTERM, with Connection: close, instead of closing it under the client', async () => {
+    const proxy = await startProxy({ env: { SHUTDOWN_TIMEOUT: '20' }, config: config({ up: up.port }, '  - { upstream: up, path: / }\n') })
+    const socket = connect(proxy.port, '127.0.0.1')
+    socket.setEncoding('latin1')
+    let received = ''
+    socket.on('data', (chunk: string) => (received += chunk))
+    const ended = once(socket, 'end')
+    socket.write('GET /first HTTP/1.1\r\nHost: a\r\n\r\n')
+    for (let waited = 0; !/\r\n\r\n[\s\S]*"url":"\/first"/.test(received); waited += 5) {
+      assert.ok(waited < 5000, `no answer to the first request: ${received}`)
+      await sleep(5)
+    }
+    // The client is busy: it will reuse the connection in a moment. The
+    // shutdown starts in between, as in a rolling restart under load.
+    proxy.child.kill('SIGTERM')
+    await proxy.waitForLog((l) => l.msg === 'shutting down')
+    socket.write('GET /second HTTP/1.1\r\nHost: a\r\n\r\n')
+    await ended
+    const second = received.slice(received.lastIndexOf('HTTP/1.1 '))
+    assert.match(second, /^HTTP\/1\.1 200 /)
+    assert.match(second, /\r\nconnection: close\r\n/i)
+    assert.match(second, /"url":"\/second"/)
+    socket.destroy()
+    assert.equal((await proxy.exited).code, 0)
+  })
+
+  it('closes keep-alive connections idle for a second instead of waiting for the grace period', async () => {
     const proxy = await startProxy({ env: { SHUTDOWN_TIMEOUT: '20' }, config: config({ up: up.port }, '  - { upstream: up, path: / }\n') })
     // An idle kept-alive connection: one request answered, socket left open.
     const idle = sendRaw(proxy.port, 'GET / HTTP/1.1\r\nHost: a\r\n\r\n', 10_000)
