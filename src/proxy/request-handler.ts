@@ -38,8 +38,13 @@ export class RequestHandler {
   /** Requests and tunnels in progress, for graceful shutdown. */
   active = 0
   private readonly connections = new Set<ClientConnection>()
-  /** TLS connections still in their handshake (no ClientConnection yet). */
-  private readonly handshakes = new Set<Socket>()
+  /**
+   * The TCP sockets under TLS connections, from accept to close: a shutdown
+   * cuts those still in their handshake (no ClientConnection yet) too.
+   */
+  private readonly tlsSockets = new Set<Socket>()
+  /** One listener for every TLS socket's 'close' (`this` is the socket): no closure per connection. */
+  private readonly forgetTlsSocket: (this: Socket) => void
   private readonly owners = new Map<string, ExchangeOwner>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
@@ -48,6 +53,10 @@ export class RequestHandler {
     this.identity = ctx.identity
     // Never shorter than TIMEOUT.
     this.bodyIdleMs = Math.max(ctx.settings.idleTimeoutMs, ctx.settings.timeoutMs)
+    const tlsSockets = this.tlsSockets
+    this.forgetTlsSocket = function (this: Socket) {
+      tlsSockets.delete(this)
+    }
   }
 
   track(conn: ClientConnection): void {
@@ -60,14 +69,16 @@ export class RequestHandler {
     this.sweeper.delete(conn)
   }
 
-  /** A TLS connection accepted, its handshake under way. */
+  /**
+   * A TLS connection accepted (its TCP socket), its handshake under way.
+   * Kept until the socket closes: the TCP socket never hears of the
+   * handshake's end (that is the TLS socket's 'secure'), and a listener per
+   * connection on the TLS side would cost every handshake more than the
+   * set entry does.
+   */
   trackHandshake(socket: Socket): void {
-    this.handshakes.add(socket)
-    const done = (): void => {
-      this.handshakes.delete(socket)
-    }
-    socket.once('close', done)
-    socket.once('secure', done)
+    this.tlsSockets.add(socket)
+    socket.on('close', this.forgetTlsSocket)
   }
 
   /** Answers or forwards one request; `conn` hears back through responseFinished(). */
@@ -342,7 +353,7 @@ export class RequestHandler {
   /** Cuts every connection, tunnels included (end of the shutdown grace period). */
   closeAllConnections(): void {
     for (const conn of this.connections) conn.destroy()
-    for (const socket of this.handshakes) socket.destroy()
+    for (const socket of this.tlsSockets) socket.destroy()
   }
 }
 

@@ -37,10 +37,10 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
       // current lookup, so a reload reaches the next handshake.
       SNICallback: (servername, callback) => callback(null, store.contextFor(servername)),
     },
-    (socket: TLSSocket) => {
-      socket.setNoDelay(true)
-      new ClientConnection(handler, socket, 'https')
-    },
+    // No setNoDelay() here: the `noDelay` option has net.Server set
+    // TCP_NODELAY on the accepted socket, which the TLS socket wraps (a
+    // second call was one more setsockopt per handshake).
+    (socket: TLSSocket) => new ClientConnection(handler, socket, 'https'),
   )
   // Until its handshake completes a connection has no ClientConnection:
   // the handler keeps it apart, so a shutdown can cut it too.
