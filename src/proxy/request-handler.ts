@@ -14,6 +14,7 @@ import type { DeadlineSweeper } from './deadlines.ts'
 import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
 import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
+import { httpsLocation } from './https-redirect.ts'
 import type { ProxyContext } from './proxy-context.ts'
 import { tunnelableUpgrade } from './upgrade-policy.ts'
 
@@ -267,8 +268,7 @@ export class RequestHandler {
   }
 
   private redirectToHttps(conn: ClientConnection, head: RequestHead, started: number, host: string, pathAndQuery: string): void {
-    const port = this.ctx.settings.httpsRedirectPort
-    const location = `https://${host}${port === 443 ? '' : `:${port}`}${pathAndQuery}`
+    const location = httpsLocation(host, this.ctx.settings.httpsRedirectPort, pathAndQuery)
     // A small unread body is skipped by the connection, as after an error.
     const closing = mustClose(head) || this.ctx.draining
     const body = `Redirecting to ${location}\n`
