@@ -53,11 +53,12 @@ interface RawRule {
 }
 interface RawCertificate {
   hosts?: string[]
-  certFile: string
-  keyFile: string
+  certFile?: string
+  keyFile?: string
   default?: boolean
   hstsMaxAge?: number
   hstsIncludeSubDomains?: boolean
+  hstsPreload?: boolean
 }
 interface RawConfig {
   upstreams?: RawUpstream[] | null
@@ -247,6 +248,18 @@ function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[], certific
   const owner = new Map<string, number>()
   let defaultAt: number | undefined
   certificates.forEach((c, i) => {
+    // Files come in pairs; an entry without them stands for hosts served
+    // with the default certificate, so it cannot be the default itself.
+    const files = (c.certFile === undefined ? 0 : 1) + (c.keyFile === undefined ? 0 : 1)
+    if (files === 1) {
+      const missing = c.certFile === undefined ? 'certFile' : 'keyFile'
+      problems.push({ path: ['certificates', i], message: `certificate ${i + 1}: "${missing}" is missing (give both certFile and keyFile, or neither for hosts served with the default certificate)` })
+    } else if (files === 0) {
+      if (c.default === true) problems.push({ path: ['certificates', i, 'default'], message: `certificate ${i + 1}: a default certificate needs certFile and keyFile` })
+      else if (!Array.isArray(c.hosts) || c.hosts.length === 0) {
+        problems.push({ path: ['certificates', i], message: `certificate ${i + 1}: no certFile, keyFile or hosts (an entry without files lists hosts served with the default certificate)` })
+      }
+    }
     if (c.default === true) {
       if (defaultAt !== undefined) problems.push({ path: ['certificates', i, 'default'], message: `certificate ${i + 1} is a second default (certificate ${defaultAt + 1} is the default already)` })
       else defaultAt = i
@@ -271,11 +284,11 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
       : {
           certificates: certificates.map((c) => ({
             hosts: (c.hosts ?? []).map(normaliseRuleHost),
-            certFile: c.certFile,
-            keyFile: c.keyFile,
+            ...(c.certFile === undefined || c.keyFile === undefined ? {} : { certFile: c.certFile, keyFile: c.keyFile }),
             default: c.default === true,
             ...(c.hstsMaxAge === undefined ? {} : { hstsMaxAge: c.hstsMaxAge }),
             ...(c.hstsIncludeSubDomains === true ? { hstsIncludeSubDomains: true } : {}),
+            ...(c.hstsPreload === true ? { hstsPreload: true } : {}),
           })),
         }),
     upstreams: upstreams.map((u): UpstreamConfig => {

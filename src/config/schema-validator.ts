@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"},"hstsPreload":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -600,34 +600,14 @@ const len3 = data23.length;
 for(let i3=0; i3<len3; i3++){
 let data24 = data23[i3];
 if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
-if(data24.certFile === undefined){
-const err45 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
+for(const key4 in data24){
+if(!(((((((key4 === "hosts") || (key4 === "certFile")) || (key4 === "keyFile")) || (key4 === "default")) || (key4 === "hstsMaxAge")) || (key4 === "hstsIncludeSubDomains")) || (key4 === "hstsPreload"))){
+const err45 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err45];
 }
 else {
 vErrors.push(err45);
-}
-errors++;
-}
-if(data24.keyFile === undefined){
-const err46 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
-if(vErrors === null){
-vErrors = [err46];
-}
-else {
-vErrors.push(err46);
-}
-errors++;
-}
-for(const key4 in data24){
-if(!((((((key4 === "hosts") || (key4 === "certFile")) || (key4 === "keyFile")) || (key4 === "default")) || (key4 === "hstsMaxAge")) || (key4 === "hstsIncludeSubDomains"))){
-const err47 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
-if(vErrors === null){
-vErrors = [err47];
-}
-else {
-vErrors.push(err47);
 }
 errors++;
 }
@@ -640,7 +620,30 @@ for(let i4=0; i4<len4; i4++){
 let data26 = data25[i4];
 if(typeof data26 === "string"){
 if(!pattern5.test(data26)){
-const err48 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+const err46 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+if(vErrors === null){
+vErrors = [err46];
+}
+else {
+vErrors.push(err46);
+}
+errors++;
+}
+}
+else {
+const err47 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err47];
+}
+else {
+vErrors.push(err47);
+}
+errors++;
+}
+}
+}
+else {
+const err48 = {instancePath:instancePath+"/certificates/" + i3+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -650,8 +653,11 @@ vErrors.push(err48);
 errors++;
 }
 }
-else {
-const err49 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data24.certFile !== undefined){
+let data27 = data24.certFile;
+if(typeof data27 === "string"){
+if(func2(data27) < 1){
+const err49 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -661,9 +667,8 @@ vErrors.push(err49);
 errors++;
 }
 }
-}
 else {
-const err50 = {instancePath:instancePath+"/certificates/" + i3+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+const err50 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -673,11 +678,11 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data24.certFile !== undefined){
-let data27 = data24.certFile;
-if(typeof data27 === "string"){
-if(func2(data27) < 1){
-const err51 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data24.keyFile !== undefined){
+let data28 = data24.keyFile;
+if(typeof data28 === "string"){
+if(func2(data28) < 1){
+const err51 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -688,7 +693,7 @@ errors++;
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err52 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -698,11 +703,9 @@ vErrors.push(err52);
 errors++;
 }
 }
-if(data24.keyFile !== undefined){
-let data28 = data24.keyFile;
-if(typeof data28 === "string"){
-if(func2(data28) < 1){
-const err53 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(data24.default !== undefined){
+if(typeof data24.default !== "boolean"){
+const err53 = {instancePath:instancePath+"/certificates/" + i3+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -712,8 +715,10 @@ vErrors.push(err53);
 errors++;
 }
 }
-else {
-const err54 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data24.hstsMaxAge !== undefined){
+let data30 = data24.hstsMaxAge;
+if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
+const err54 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -722,10 +727,9 @@ vErrors.push(err54);
 }
 errors++;
 }
-}
-if(data24.default !== undefined){
-if(typeof data24.default !== "boolean"){
-const err55 = {instancePath:instancePath+"/certificates/" + i3+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if((typeof data30 == "number") && (isFinite(data30))){
+if(data30 < 0 || isNaN(data30)){
+const err55 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -735,10 +739,10 @@ vErrors.push(err55);
 errors++;
 }
 }
-if(data24.hstsMaxAge !== undefined){
-let data30 = data24.hstsMaxAge;
-if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
-const err56 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+}
+if(data24.hstsIncludeSubDomains !== undefined){
+if(typeof data24.hstsIncludeSubDomains !== "boolean"){
+const err56 = {instancePath:instancePath+"/certificates/" + i3+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -747,9 +751,10 @@ vErrors.push(err56);
 }
 errors++;
 }
-if((typeof data30 == "number") && (isFinite(data30))){
-if(data30 < 0 || isNaN(data30)){
-const err57 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data24.hstsPreload !== undefined){
+if(typeof data24.hstsPreload !== "boolean"){
+const err57 = {instancePath:instancePath+"/certificates/" + i3+"/hstsPreload",schemaPath:"#/properties/certificates/items/properties/hstsPreload/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -760,26 +765,13 @@ errors++;
 }
 }
 }
-if(data24.hstsIncludeSubDomains !== undefined){
-if(typeof data24.hstsIncludeSubDomains !== "boolean"){
-const err58 = {instancePath:instancePath+"/certificates/" + i3+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err58 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err58];
 }
 else {
 vErrors.push(err58);
-}
-errors++;
-}
-}
-}
-else {
-const err59 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
-if(vErrors === null){
-vErrors = [err59];
-}
-else {
-vErrors.push(err59);
 }
 errors++;
 }

@@ -98,14 +98,22 @@ export interface RuleConfig {
 export interface CertificateConfig {
   /** Lower-case, without trailing dot; may be empty for a default-only certificate. */
   hosts: string[]
-  certFile: string
-  keyFile: string
+  /**
+   * Both or neither. Neither: `hosts` are served over HTTPS with the default
+   * certificate (a Secret not issued yet, as ingress-nginx serves its
+   * default certificate for them), and are redirected and get HSTS like
+   * hosts with a certificate of their own.
+   */
+  certFile?: string
+  keyFile?: string
   /** Served to handshakes without SNI and for names no certificate covers. */
   default: boolean
   /** HSTS max-age in seconds for these hosts' HTTPS responses (RFC 6797 §6.1); absent: no header. */
   hstsMaxAge?: number
   /** Adds `includeSubDomains` to the HSTS header. */
   hstsIncludeSubDomains?: boolean
+  /** Adds `preload` to the HSTS header (hstspreload.org's list; not part of RFC 6797). */
+  hstsPreload?: boolean
 }
 
 export interface ProxyConfig {
@@ -177,7 +185,6 @@ export const configSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['certFile', 'keyFile'],
         properties: {
           hosts: { type: 'array', items: { type: 'string', pattern: `^(\\*\\.)?${HOSTNAME}$` } },
           certFile: { type: 'string', minLength: 1 },
@@ -185,6 +192,7 @@ export const configSchema = {
           default: { type: 'boolean' },
           hstsMaxAge: { type: 'integer', minimum: 0 },
           hstsIncludeSubDomains: { type: 'boolean' },
+          hstsPreload: { type: 'boolean' },
         },
       },
     },

@@ -23,6 +23,8 @@ export function inspectCertificates(entries: readonly CertificateConfig[], baseD
       findings.push({ index, hosts: entry.hosts, severity, message })
     }
     const path = (f: string): string => (isAbsolute(f) ? f : join(baseDir, f))
+    // Hosts served with the default certificate: nothing to load.
+    if (entry.certFile === undefined || entry.keyFile === undefined) return
     let cert: Buffer
     let key: Buffer
     try {

@@ -33,7 +33,7 @@ interface Loaded {
 
 /** What one update did, for the reload log line. */
 export interface CertificateUpdate {
-  /** Certificates in the config. */
+  /** Certificates in the config (entries with files). */
   total: number
   /** Parsed because they were new or changed. */
   parsed: number
@@ -115,6 +115,9 @@ export class CertificateStore {
     let failed = 0
     const fresh = next !== this.cache
     for (const entry of this.entries) {
+      // No files: its hosts are served with the default certificate, which
+      // is what a name missing from the lookup gets.
+      if (entry.certFile === undefined || entry.keyFile === undefined) continue
       const certFile = this.resolve(entry.certFile)
       const keyFile = this.resolve(entry.keyFile)
       let loaded: Loaded
@@ -144,7 +147,7 @@ export class CertificateStore {
     const previous = this.lookup.fallback?.pair
     this.lookup = { exact, wildcard, fallback }
     if (previous !== fallback?.pair) this.onDefaultChange?.(fallback?.pair)
-    return { total: this.entries.length, parsed, failed }
+    return { total: this.entries.filter((e) => e.certFile !== undefined).length, parsed, failed }
   }
 
   /** The cached context for `pair`, or a new one (throws when the pair is unusable). */

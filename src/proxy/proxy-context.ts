@@ -21,46 +21,70 @@ export interface RoutingState {
   readonly tlsHosts: TlsHosts
 }
 
+/** What the certificates section says about one host name. */
+interface TlsHost {
+  /** Its `strict-transport-security` line, '' for none. */
+  readonly hsts: string
+  /** Listed without files: served with the default certificate. */
+  readonly byDefault: boolean
+}
+
 /** The host names the config's certificates cover, with their HSTS header lines. */
 export class TlsHosts {
-  /** Host → its `strict-transport-security` line, '' for none. */
-  private readonly exact = new Map<string, string>()
-  private readonly wildcard = new Map<string, string>()
+  private readonly exact = new Map<string, TlsHost>()
+  /** Keyed by `.suffix` (`*.example.com` → `.example.com`). */
+  private readonly wildcard = new Map<string, TlsHost>()
   /** Whether any certificate asks for HSTS. */
   readonly anyHsts: boolean
 
   constructor(config: ProxyConfig) {
     let anyHsts = false
     for (const cert of config.certificates ?? []) {
-      // RFC 6797 §6.1: max-age, then the optional includeSubDomains directive.
-      const hsts = cert.hstsMaxAge === undefined ? '' : `strict-transport-security: max-age=${cert.hstsMaxAge}${cert.hstsIncludeSubDomains ? '; includeSubDomains' : ''}\r\n`
+      const hsts = cert.hstsMaxAge === undefined ? '' : hstsLine(cert.hstsMaxAge, cert.hstsIncludeSubDomains === true, cert.hstsPreload === true)
       anyHsts ||= hsts !== ''
+      const entry: TlsHost = { hsts, byDefault: cert.certFile === undefined }
       for (const host of cert.hosts) {
-        if (host.startsWith('*.')) this.wildcard.set(host.slice(1), hsts)
-        else this.exact.set(host, hsts)
+        if (host.startsWith('*.')) this.wildcard.set(host.slice(1), entry)
+        else this.exact.set(host, entry)
       }
     }
     this.anyHsts = anyHsts
   }
 
-  /** The HSTS header line for `host` ('' for none): exact, then `*.` one label up. */
-  hstsFor(host: string): string {
+  private find(host: string): TlsHost | undefined {
     const exact = this.exact.get(host)
     if (exact !== undefined) return exact
     const dot = host.indexOf('.')
-    return dot > 0 ? (this.wildcard.get(host.slice(dot)) ?? '') : ''
+    return dot > 0 ? this.wildcard.get(host.slice(dot)) : undefined
+  }
+
+  /** The HSTS header line for `host` ('' for none): exact, then `*.` one label up. */
+  hstsFor(host: string): string {
+    return this.find(host)?.hsts ?? ''
   }
 
   get empty(): boolean {
     return this.exact.size === 0 && this.wildcard.size === 0
   }
 
-  /** Whether `host` (lower-case, no port) has a certificate: exact, or `*.` one label up. */
-  covers(host: string): boolean {
-    if (this.exact.has(host)) return true
-    const dot = host.indexOf('.')
-    return dot > 0 && this.wildcard.has(host.slice(dot))
+  /**
+   * Whether `host` (lower-case, no port) is served over HTTPS: it has a
+   * certificate (exact, or `*.` one label up), or is listed to be served
+   * with the default certificate and there is one (`hasDefault`; without
+   * it an https:// redirect would lead to a failing handshake).
+   */
+  covers(host: string, hasDefault: boolean): boolean {
+    const entry = this.find(host)
+    return entry !== undefined && (!entry.byDefault || hasDefault)
   }
+}
+
+/**
+ * RFC 6797 §6.1: max-age, then the optional includeSubDomains directive;
+ * `preload` is hstspreload.org's addition (browsers' built-in lists).
+ */
+function hstsLine(maxAge: number, includeSubDomains: boolean, preload: boolean): string {
+  return `strict-transport-security: max-age=${maxAge}${includeSubDomains ? '; includeSubDomains' : ''}${preload ? '; preload' : ''}\r\n`
 }
 
 export class ProxyContext {
@@ -71,6 +95,8 @@ export class ProxyContext {
   readonly identity: string
   /** Set on SIGTERM: responses then close their connections. */
   draining = false
+  /** A default certificate is loaded (the config's, or CERT_PATH's): hosts listed without files can be redirected to https. */
+  hasDefaultCertificate = false
   /**
    * The routing state in force. A request reads it once when it starts, so
    * a reload never changes the rules under a request already running.

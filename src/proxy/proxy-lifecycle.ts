@@ -59,6 +59,7 @@ export class ProxyLifecycle {
     this.ticketKeys = options.ticketKeys
     this.certificates = new CertificateStore(log)
     this.certificates.onDefaultChange = (pair) => {
+      this.ctx.hasDefaultCertificate = pair !== undefined
       if (this.tls) setDefaultCertificate(this.tls, pair, this.ticketKeys)
     }
     if (options.certPathPair) this.certificates.setCertPathPair(options.certPathPair)

@@ -180,7 +180,7 @@ export class RequestHandler {
     if (
       conn.proto === 'http' &&
       !state.tlsHosts.empty &&
-      state.tlsHosts.covers(host) &&
+      state.tlsHosts.covers(host, ctx.hasDefaultCertificate) &&
       state.config.rules[route.index]?.sslRedirect !== false &&
       !(path ?? rawPath).startsWith(ACME_CHALLENGE_PREFIX)
     ) {

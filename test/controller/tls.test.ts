@@ -144,7 +144,7 @@ describe('spec.tls, served by the proxy', () => {
     await waitForCertificate('shop.example.com', (c) => c.fingerprint !== before.fingerprint, 2000)
     const config = readConfig()
     const entry = config.certificates?.find((c) => c.hosts.includes('shop.example.com'))
-    assert.ok(entry)
+    assert.ok(entry?.certFile !== undefined && entry.keyFile !== undefined)
     const dir = dirname(configFile)
     assert.equal(statSync(join(dir, entry.keyFile)).mode & 0o777, 0o600)
     assert.equal(statSync(join(dir, entry.certFile)).mode & 0o777, 0o600)

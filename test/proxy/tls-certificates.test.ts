@@ -92,6 +92,8 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
         '  - { hosts: [], certFile: fallback.crt, keyFile: fallback.key, default: true }',
         '  - { hosts: [open.example.com], certFile: open.crt, keyFile: open.key, hstsMaxAge: 31536000, hstsIncludeSubDomains: true }',
         '  - { hosts: [broken.example.com], certFile: broken.crt, keyFile: broken.key }',
+        // No files: a Secret not issued yet, served with the default certificate.
+        '  - { hosts: [pending.example.com], hstsMaxAge: 600, hstsPreload: true }',
         '',
       ].join('\n'),
     ))
@@ -174,6 +176,18 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
       assert.match(out, /\r\nlocation: https:\/\/a\.apps\.example\.com\/x\r\n/)
     })
 
+    it('gets 308 for a host listed without files, which HTTPS serves the default certificate', async () => {
+      assert.match(await get('pending.example.com', '/x?y=1'), /\r\nlocation: https:\/\/pending\.example\.com\/x\?y=1\r\n/)
+      assert.equal((await served(proxy.httpsPort, 'pending.example.com')).name, 'fallback.example.com')
+    })
+
+    it('percent-encodes in the Location what a URI may not hold, and keeps the rest as sent', async () => {
+      const out = await get('shop.example.com', '/a"b<c>{d}|e^f`g/%41?q=<x>&r="y"')
+      assert.match(out, /\r\nlocation: https:\/\/shop\.example\.com\/a%22b%3Cc%3E%7Bd%7D%7Ce%5Ef%60g\/%41\?q=%3Cx%3E&r=%22y%22\r\n/)
+      const body = out.slice(out.indexOf('\r\n\r\n') + 4)
+      assert.doesNotMatch(body, /[<>"]/)
+    })
+
     it('is forwarded for the ACME HTTP-01 challenge path', async () => {
       const out = await get('shop.example.com', '/.well-known/acme-challenge/token123')
       assert.match(out, /^HTTP\/1\.1 200 /)
@@ -210,12 +224,35 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
     assert.equal(other.headers['strict-transport-security'], undefined)
   })
 
+  it('adds HSTS with preload to HTTPS responses for a host listed without files', async () => {
+    // The client is shown the default certificate; it checks it for that name.
+    const https = await send(`https://127.0.0.1:${proxy.httpsPort}/x`, { ca: pki.caCert, servername: 'fallback.example.com', headers: { host: 'pending.example.com' } })
+    assert.equal(https.status, 200)
+    assert.equal(https.headers['strict-transport-security'], 'max-age=600; preload')
+  })
+
   it('keeps private keys out of the DEBUG config dump and the logs', async () => {
     const dump = await send(`${proxy.url}/.nanoproxy/config`, { headers: { host: 'other.example.org' } })
     assert.equal(dump.status, 200)
     assert.match(dump.body, /keyFile: shop\.key/)
     assert.doesNotMatch(dump.body, /PRIVATE KEY/)
     assert.doesNotMatch(JSON.stringify(proxy.logs) + proxy.stderr, /PRIVATE KEY|BEGIN/)
+  })
+})
+
+describe('hosts listed without files and no default certificate', () => {
+  it('are not redirected: there is no certificate to serve them over HTTPS', async () => {
+    const dir = tempDir()
+    issueInto(dir, 'shop', ['shop.example.com'])
+    writeFileSync(join(dir, 'config.yaml'), tlsConfig('  - { hosts: [shop.example.com], certFile: shop.crt, keyFile: shop.key }\n  - { hosts: [pending.example.com] }\n'))
+    const proxy = await startProxy({ dir, env: { HTTPS_PORT: '0' } })
+    try {
+      const get = (host: string) => sendRaw(proxy.port, `GET /x HTTP/1.1\r\nhost: ${host}\r\nconnection: close\r\n\r\n`)
+      assert.match(await get('pending.example.com'), /^HTTP\/1\.1 200 /)
+      assert.match(await get('shop.example.com'), /^HTTP\/1\.1 308 /)
+    } finally {
+      await proxy.stop()
+    }
   })
 })
 
@@ -366,6 +403,17 @@ describe('nanoproxy validate with certificates', () => {
     assert.equal(code, 1)
     assert.match(stderr, /certificate 1 \(a\.example\.com, c\.example\.com\): warning: does not cover host "c\.example\.com"/)
     assert.match(stderr, /certificate 2 \(b\.example\.com\): error: b\.crt\/b\.key are not a usable certificate and key/)
+  })
+
+  it('refuses a certificate file without its key, and a default without files', async () => {
+    const dir = tempDir()
+    const file = join(dir, 'config.yaml')
+    writeFileSync(file, tlsConfig('  - { hosts: [a.example.com], certFile: a.crt }\n  - { default: true }\n  - { hosts: [c.example.com] }\n'))
+    const { code, stderr } = await runCli(['validate', file])
+    assert.equal(code, 1)
+    assert.match(stderr, /certificate 1: "keyFile" is missing \(give both certFile and keyFile, or neither for hosts served with the default certificate\)/)
+    assert.match(stderr, /certificate 2: a default certificate needs certFile and keyFile/)
+    assert.doesNotMatch(stderr, /certificate 3/)
   })
 
   it('names the line and column of a host that is not a host name, and of a host with two certificates', async () => {
