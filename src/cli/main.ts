@@ -42,7 +42,9 @@ Connects with KUBECONFIG, ~/.kube/config or the in-cluster service account.
 Environment: CONTROLLER_NAME (benc-uk/nanoproxy), WATCH_NAMESPACE (all),
 CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
 PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
-Ingress status, DEFAULT_TLS_SECRET (namespace/name), DEBUG.
+Ingress status, DEFAULT_TLS_SECRET (namespace/name), HSTS (false),
+HSTS_MAX_AGE (31536000), HSTS_INCLUDE_SUBDOMAINS (true), HSTS_PRELOAD (false),
+DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 

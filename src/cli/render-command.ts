@@ -71,7 +71,7 @@ export async function runRender(files: string[], env: Record<string, string | un
   const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services, endpointSlices }, options)
   // spec.tls → certificates, when there is anything to say about TLS.
   if (secrets.length > 0 || owned.some((i) => (i.spec?.tls?.length ?? 0) > 0) || options.defaultTlsSecret) {
-    const tls = translateTls(owned, secrets, options.defaultTlsSecret)
+    const tls = translateTls(owned, secrets, options.defaultTlsSecret, options.hsts)
     config.certificates = tls.certificates
     diagnostics.push(...tls.diagnostics)
   }

@@ -2,7 +2,7 @@
 
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { logLevelProblem } from '../settings.ts'
-import type { TranslateOptions } from './snapshot.ts'
+import type { HstsPolicy, TranslateOptions } from './snapshot.ts'
 import type { PublishSettings } from './status-updater.ts'
 
 /**
@@ -17,7 +17,39 @@ export function controllerOptions(env: Record<string, string | undefined>): Tran
     clusterDomain: env.CLUSTER_DOMAIN || 'cluster.local',
     // ingress-nginx's --default-ssl-certificate: served for hosts without a certificate and without SNI.
     defaultTlsSecret: env.DEFAULT_TLS_SECRET?.trim() || undefined,
+    hsts: hstsSettings(env, []),
   }
+}
+
+/** ingress-nginx's default hsts-max-age: one year. */
+export const DEFAULT_HSTS_MAX_AGE = 31_536_000
+
+/**
+ * HSTS, HSTS_MAX_AGE, HSTS_INCLUDE_SUBDOMAINS, HSTS_PRELOAD: ingress-nginx's
+ * ConfigMap keys hsts, hsts-max-age, hsts-include-subdomains, hsts-preload,
+ * with its defaults once HSTS is on (one year, includeSubDomains, no
+ * preload). Off unless HSTS=true, unlike ingress-nginx: a browser keeps the
+ * policy for max-age and refuses plain HTTP to the host (and, with
+ * includeSubDomains, to every name under it) until then, so it is the
+ * operator's decision, not a default. Problems go to `problems`; a policy
+ * with problems is left out.
+ */
+export function hstsSettings(env: Record<string, string | undefined>, problems: string[]): HstsPolicy | undefined {
+  const bool = (name: string, fallback: boolean): boolean => {
+    const raw = (env[name] ?? '').trim().toLowerCase()
+    if (raw === '') return fallback
+    if (raw === 'true' || raw === 'false') return raw === 'true'
+    problems.push(`${name}=${JSON.stringify(env[name])} is not valid: expected true or false`)
+    return fallback
+  }
+  const before = problems.length
+  const on = bool('HSTS', false)
+  const includeSubDomains = bool('HSTS_INCLUDE_SUBDOMAINS', true)
+  const preload = bool('HSTS_PRELOAD', false)
+  const rawAge = (env.HSTS_MAX_AGE ?? '').trim()
+  const maxAge = rawAge === '' ? DEFAULT_HSTS_MAX_AGE : Number(rawAge)
+  if (!/^\d*$/.test(rawAge) || !Number.isSafeInteger(maxAge)) problems.push(`HSTS_MAX_AGE=${JSON.stringify(env.HSTS_MAX_AGE)} is not valid: expected whole seconds (0 or more)`)
+  return on && problems.length === before ? { maxAge, includeSubDomains, preload } : undefined
 }
 
 export interface ControllerSettings extends TranslateOptions {
@@ -46,6 +78,7 @@ export function readControllerSettings(env: Record<string, string | undefined>):
   if (defaultTlsSecret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(defaultTlsSecret)) {
     problems.push(`DEFAULT_TLS_SECRET=${JSON.stringify(defaultTlsSecret)} is not valid: expected namespace/name`)
   }
+  hstsSettings(env, problems)
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))

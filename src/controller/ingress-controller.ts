@@ -268,7 +268,7 @@ export class IngressController {
     const { config, diagnostics, owned } = translate({ ingresses, ingressClasses, services, endpointSlices }, this.opts)
     this.filter.rebuilt(ingressClasses, owned)
     const secrets = this.secrets.list()
-    const tls = translateTls(owned, secrets, this.opts.defaultTlsSecret)
+    const tls = translateTls(owned, secrets, this.opts.defaultTlsSecret, this.opts.hsts)
     if (tls.certificates.length > 0) config.certificates = tls.certificates
     diagnostics.push(...tls.diagnostics)
     this.reportDefaultSecret(secrets)

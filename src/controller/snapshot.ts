@@ -131,6 +131,15 @@ export interface TranslateOptions {
   clusterDomain: string
   /** DEFAULT_TLS_SECRET: `namespace/name` of the Secret with the default certificate. */
   defaultTlsSecret?: string | undefined
+  /** The HSTS settings: the header for the HTTPS responses of every host in spec.tls; undefined for none. */
+  hsts?: HstsPolicy | undefined
+}
+
+/** Strict-Transport-Security (RFC 6797 §6.1) as ingress-nginx's ConfigMap sets it: hsts-max-age, hsts-include-subdomains, hsts-preload. */
+export interface HstsPolicy {
+  maxAge: number
+  includeSubDomains: boolean
+  preload: boolean
 }
 
 /** `namespace/name`, the key objects are known by in logs and events. */

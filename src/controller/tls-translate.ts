@@ -15,7 +15,8 @@
 
 import { createHash, X509Certificate } from 'node:crypto'
 import { createSecureContext } from 'node:tls'
-import { keyOf, type Ingress, type Secret } from './snapshot.ts'
+import type { CertificateConfig } from '../config/schema.ts'
+import { keyOf, type HstsPolicy, type Ingress, type Secret } from './snapshot.ts'
 
 export const TLS_SECRET_TYPE = 'kubernetes.io/tls'
 
@@ -36,7 +37,7 @@ export interface CertificatePair {
 
 export interface TlsTranslation {
   /** The config's `certificates` entries, paths relative to the config file's directory. */
-  certificates: { hosts: string[]; certFile: string; keyFile: string; default: boolean }[]
+  certificates: CertificateConfig[]
   pairs: CertificatePair[]
   diagnostics: TlsDiagnostic[]
 }
@@ -52,9 +53,10 @@ interface Checked {
 /**
  * `owned`: the Ingresses this controller serves, oldest first (as
  * translate() returns them). `defaultSecret`: `namespace/name` of the
- * default certificate (DEFAULT_TLS_SECRET), if any.
+ * default certificate (DEFAULT_TLS_SECRET), if any. `hsts`: the HSTS
+ * header every host in spec.tls gets over HTTPS (the HSTS settings).
  */
-export function translateTls(owned: readonly Ingress[], secrets: readonly Secret[], defaultSecret?: string): TlsTranslation {
+export function translateTls(owned: readonly Ingress[], secrets: readonly Secret[], defaultSecret?: string, hsts?: HstsPolicy): TlsTranslation {
   const byKey = new Map(secrets.map((s) => [keyOf(s.metadata), s]))
   const diagnostics: TlsDiagnostic[] = []
   const checked = new Map<string, Checked | undefined>()
@@ -68,6 +70,12 @@ export function translateTls(owned: readonly Ingress[], secrets: readonly Secret
   // Host → the Secret that serves it, first claim (oldest Ingress) wins.
   const hostOwner = new Map<string, { secret: string; ingress: string }>()
   const hostsBySecret = new Map<string, string[]>()
+  // Hosts in spec.tls without a usable Secret: still served over HTTPS, with
+  // the default certificate, and redirected there, as ingress-nginx does
+  // (it gives such a server its default certificate). A Secret another
+  // Ingress names for the host wins over none.
+  const withoutSecret = new Set<string>()
+  const hostsOf = (hosts: readonly string[] | undefined): string[] => (hosts ?? []).map((h) => h.toLowerCase().replace(/\.$/, '')).filter((h) => h !== '')
   for (const ingress of owned) {
     const namespace = ingress.metadata.namespace ?? 'default'
     const name = ingress.metadata.name ?? ''
@@ -76,18 +84,21 @@ export function translateTls(owned: readonly Ingress[], secrets: readonly Secret
     }
     ;(ingress.spec?.tls ?? []).forEach((tls, t) => {
       const where = `spec.tls[${t}]`
-      if (!tls.secretName) return // no Secret: the hosts get the default certificate (SNI fallback)
+      if (!tls.secretName) {
+        // No Secret: the hosts get the default certificate (SNI fallback).
+        for (const host of hostsOf(tls.hosts)) withoutSecret.add(host)
+        return
+      }
       const key = `${namespace}/${tls.secretName}`
       const result = check(key)
       if (typeof result === 'string') {
         const secret = byKey.get(key)
         if (secret === undefined) report('SecretNotFound', `${where}: ${result}; its hosts get the default certificate until it exists`)
         else report('InvalidCertificate', `${where}: ${result}; its hosts get the default certificate`)
+        for (const host of hostsOf(tls.hosts)) withoutSecret.add(host)
         return
       }
-      for (const raw of tls.hosts ?? []) {
-        const host = raw.toLowerCase().replace(/\.$/, '')
-        if (host === '') continue
+      for (const host of hostsOf(tls.hosts)) {
         const holder = hostOwner.get(host)
         if (holder !== undefined) {
           if (holder.secret !== key) {
@@ -109,9 +120,10 @@ export function translateTls(owned: readonly Ingress[], secrets: readonly Secret
 
   const pairs = new Map<string, CertificatePair>()
   const certificates: TlsTranslation['certificates'] = []
+  const hstsFields = hsts === undefined ? {} : { hstsMaxAge: hsts.maxAge, ...(hsts.includeSubDomains ? { hstsIncludeSubDomains: true } : {}), ...(hsts.preload ? { hstsPreload: true } : {}) }
   const entry = (c: Checked, hosts: string[], isDefault: boolean): void => {
     pairs.set(c.pair.id, c.pair)
-    certificates.push({ hosts, certFile: `${CERTIFICATE_DIR}/${c.pair.id}.crt`, keyFile: `${CERTIFICATE_DIR}/${c.pair.id}.key`, default: isDefault })
+    certificates.push({ hosts, certFile: `${CERTIFICATE_DIR}/${c.pair.id}.crt`, keyFile: `${CERTIFICATE_DIR}/${c.pair.id}.key`, default: isDefault, ...(hosts.length > 0 ? hstsFields : {}) })
   }
   let defaultUsed = false
   for (const key of [...hostsBySecret.keys()].sort()) {
@@ -125,6 +137,9 @@ export function translateTls(owned: readonly Ingress[], secrets: readonly Secret
     // Problems with the default Secret have no Ingress to be reported on: the caller logs them.
     if (typeof c !== 'string') entry(c, [], true)
   }
+  // Last, without files: the proxy serves these with its default certificate.
+  const byDefault = [...withoutSecret].filter((h) => !hostOwner.has(h)).sort()
+  if (byDefault.length > 0) certificates.push({ hosts: byDefault, default: false, ...hstsFields })
   return { certificates, pairs: [...pairs.values()].sort((a, b) => (a.id < b.id ? -1 : 1)), diagnostics }
 }
 

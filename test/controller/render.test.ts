@@ -28,6 +28,17 @@ describe('nanoproxy render', () => {
     })
   }
 
+  it('writes the HSTS settings into the certificates of spec.tls hosts, with or without a Secret', async () => {
+    const { stdout, code, stderr } = await runCli(['render', join(fixtures, 'tls', 'input.yaml')], { HSTS: 'true', HSTS_MAX_AGE: '600', HSTS_PRELOAD: 'true' })
+    assert.equal(code, 0, stderr)
+    const certificates = parseConfig(stdout, 'rendered').certificates ?? []
+    assert.ok(certificates.length >= 3)
+    for (const c of certificates) {
+      assert.deepEqual([c.hstsMaxAge, c.hstsIncludeSubDomains, c.hstsPreload], [600, true, true], c.hosts.join(','))
+    }
+    assert.ok(certificates.some((c) => c.certFile === undefined && c.hosts.includes('new.example.com')))
+  })
+
   it('exits 1 with file:line:column on YAML it cannot parse', async () => {
     const { writeFileSync } = await import('node:fs')
     const { tempDir } = await import('../helpers/proxy-process.ts')

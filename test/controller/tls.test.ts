@@ -34,7 +34,7 @@ before(
     await cluster.apply([namespace('tls-default'), tlsSecret('tls-default', 'fallback', pki.issue(['fallback.example.com']))])
     controller = await startProxy({
       args: ['controller', '-c', configFile],
-      env: { KUBECONFIG: kubeconfig, DEFAULT_TLS_SECRET: 'tls-default/fallback' },
+      env: { KUBECONFIG: kubeconfig, DEFAULT_TLS_SECRET: 'tls-default/fallback', HSTS: 'true', HSTS_MAX_AGE: '600' },
       noWait: true,
     })
     await controller.waitForLog((l) => typeof l.health_port === 'number', 10_000)
@@ -202,6 +202,35 @@ describe('spec.tls, served by the proxy', () => {
     const config = readConfig()
     assert.equal(config.rules.find((r) => r.host === 'open.example.com')?.sslRedirect, false)
     assert.equal(config.rules.find((r) => r.host === 'shop.example.com')?.sslRedirect, undefined)
+  })
+
+  it('redirects a host whose Secret does not exist yet to https, where it gets the default certificate (as ingress-nginx does)', async () => {
+    await cluster.apply([...namespaceWithService('tls-g'), tlsIngress('tls-g', 'later', 'later.example.com', 'later-tls')])
+    await waitForEvent('tls-g', 'later', /^SecretNotFound: /)
+    const started = Date.now()
+    for (;;) {
+      const reply = await send(`${proxy.url}/x?y=1`, { headers: { host: 'later.example.com' } })
+      if (reply.status === 308) {
+        assert.equal(reply.headers.location, 'https://later.example.com/x?y=1')
+        break
+      }
+      if (Date.now() - started > 3000) assert.fail(`plain HTTP to later.example.com got ${reply.status}, not 308`)
+      await new Promise((r) => setTimeout(r, 50))
+    }
+    assert.equal((await served('later.example.com')).name, 'fallback.example.com')
+    const entry = readConfig().certificates?.find((c) => c.hosts.includes('later.example.com'))
+    assert.deepEqual(entry, { hosts: ['later.example.com'], default: false, hstsMaxAge: 600, hstsIncludeSubDomains: true })
+  })
+
+  it('writes the HSTS settings into every certificate with hosts, and none into the default\'s', () => {
+    const certificates = readConfig().certificates ?? []
+    const shop = certificates.find((c) => c.hosts.includes('shop.example.com'))
+    assert.equal(shop?.hstsMaxAge, 600)
+    assert.equal(shop?.hstsIncludeSubDomains, true)
+    assert.equal(shop?.hstsPreload, undefined)
+    const fallback = certificates.find((c) => c.default)
+    assert.deepEqual(fallback?.hosts, [])
+    assert.equal(fallback?.hstsMaxAge, undefined)
   })
 
   it('reports InvalidCertificate for a key that does not match, and keeps serving other hosts', async () => {
