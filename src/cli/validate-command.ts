@@ -15,7 +15,8 @@ export async function runValidate(file: string): Promise<number> {
       const { inspectCertificates } = await import('../proxy/certificate-inspection.ts')
       for (const finding of inspectCertificates(certificates, dirname(resolve(file)))) {
         if (finding.severity === 'error') errors++
-        process.stderr.write(`${file}: certificate ${finding.index + 1} (${finding.hosts.join(', ') || 'default'}): ${finding.severity}: ${finding.message}\n`)
+        const label = finding.hosts.join(', ') || (certificates[finding.index]?.default ? 'default' : 'no hosts')
+        process.stderr.write(`${file}: certificate ${finding.index + 1} (${label}): ${finding.severity}: ${finding.message}\n`)
       }
     }
     if (errors > 0) {

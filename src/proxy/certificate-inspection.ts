@@ -25,6 +25,7 @@ export function inspectCertificates(entries: readonly CertificateConfig[], baseD
     const path = (f: string): string => (isAbsolute(f) ? f : join(baseDir, f))
     // Hosts served with the default certificate: nothing to load.
     if (entry.certFile === undefined || entry.keyFile === undefined) return
+    if (entry.hosts.length === 0 && !entry.default) say('warning', 'has no hosts and is not the default: it is never served')
     let cert: Buffer
     let key: Buffer
     try {

@@ -21,6 +21,8 @@ import { tunnelableUpgrade } from './upgrade-policy.ts'
 const HEALTH_PATH = '/.nanoproxy/health'
 const ACME_CHALLENGE_PREFIX = '/.well-known/acme-challenge/'
 const CONFIG_PATH = '/.nanoproxy/config'
+/** The proxy's own paths (docs/configuration.md, "certificates"): never redirected to https. */
+const OWN_PREFIX = '/.nanoproxy/'
 const PLAIN_TEXT = ['content-type', 'text/plain; charset=utf-8']
 const YAML_TEXT = ['content-type', 'text/yaml; charset=utf-8']
 // A reverse proxy is not a forward proxy: CONNECT tunnels are refused
@@ -159,7 +161,7 @@ export class RequestHandler {
     if (head.upgrade !== undefined && head.connectionUpgrade) head.upgrade = tunnelableUpgrade(head.upgrade)
     const upgrade = head.upgrade !== undefined && head.connectionUpgrade
 
-    if (!upgrade && path !== undefined && path.startsWith('/.nanoproxy/') && this.ownEndpoint(conn, head, started, path)) return
+    if (!upgrade && path !== undefined && path.startsWith(OWN_PREFIX) && this.ownEndpoint(conn, head, started, path)) return
 
     const host = routingHost(authority)
     const route = table.match(host, path, rawPath)
@@ -176,13 +178,17 @@ export class RequestHandler {
     // path and query (308 keeps the method and body, RFC 9110 §15.4.9).
     // Never for the ACME HTTP-01 challenge path: cert-manager's solver must
     // answer it on port 80 (RFC 8555 §8.3), and before the first certificate
-    // is issued there is nothing to redirect to.
+    // is issued there is nothing to redirect to. Nor for /.nanoproxy/*, the
+    // proxy's own namespace, even the paths it does not answer itself now
+    // (/.nanoproxy/config without DEBUG): what they do must not depend on
+    // the host's certificates.
     if (
       conn.proto === 'http' &&
       !state.tlsHosts.empty &&
       state.tlsHosts.covers(host, ctx.hasDefaultCertificate) &&
       state.config.rules[route.index]?.sslRedirect !== false &&
-      !(path ?? rawPath).startsWith(ACME_CHALLENGE_PREFIX)
+      !(path ?? rawPath).startsWith(ACME_CHALLENGE_PREFIX) &&
+      !(path ?? rawPath).startsWith(OWN_PREFIX)
     ) {
       this.redirectToHttps(conn, head, started, host, pathAndQuery)
       return

@@ -199,6 +199,12 @@ describe('certificates by SNI, with plain HTTP and HTTPS listeners', () => {
       assert.match(out, /^HTTP\/1\.1 200 /)
     })
 
+    it('is forwarded for a /.nanoproxy/ path the proxy does not answer itself', async () => {
+      const out = await get('shop.example.com', '/.nanoproxy/other')
+      assert.match(out, /^HTTP\/1\.1 200 /)
+      assert.match(out, /"url":"\/\.nanoproxy\/other"/)
+    })
+
     it('is forwarded when its rule says sslRedirect: false', async () => {
       assert.match(await get('open.example.com', '/x'), /^HTTP\/1\.1 200 /)
     })
@@ -392,15 +398,16 @@ describe('session resumption', () => {
 })
 
 describe('nanoproxy validate with certificates', () => {
-  it('reports a key that does not match and a host the certificate does not cover', async () => {
+  it('reports a key that does not match, a host the certificate does not cover, and a certificate with no hosts that is not the default', async () => {
     const dir = tempDir()
     issueInto(dir, 'a', ['a.example.com'])
     issueInto(dir, 'b', ['b.example.com'])
     copyFileSync(join(dir, 'a.key'), join(dir, 'b.key'))
     const file = join(dir, 'config.yaml')
-    writeFileSync(file, tlsConfig('  - { hosts: [a.example.com, c.example.com], certFile: a.crt, keyFile: a.key }\n  - { hosts: [b.example.com], certFile: b.crt, keyFile: b.key }\n'))
+    writeFileSync(file, tlsConfig('  - { hosts: [a.example.com, c.example.com], certFile: a.crt, keyFile: a.key }\n  - { hosts: [b.example.com], certFile: b.crt, keyFile: b.key }\n  - { hosts: [], certFile: a.crt, keyFile: a.key }\n'))
     const { code, stderr } = await runCli(['validate', file])
     assert.equal(code, 1)
+    assert.match(stderr, /certificate 3 \(no hosts\): warning: has no hosts and is not the default: it is never served/)
     assert.match(stderr, /certificate 1 \(a\.example\.com, c\.example\.com\): warning: does not cover host "c\.example\.com"/)
     assert.match(stderr, /certificate 2 \(b\.example\.com\): error: b\.crt\/b\.key are not a usable certificate and key/)
   })
