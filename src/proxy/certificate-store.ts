@@ -83,6 +83,19 @@ export class CertificateStore {
     return lookup.fallback?.context
   }
 
+  /**
+   * What the listener's SNICallback answers: the context for `servername`,
+   * or undefined when that is the default certificate's. The listener's own
+   * context already holds the default (onDefaultChange keeps it so), and
+   * handing Node a context makes it switch the handshake over to it
+   * (SSL_set_SSL_CTX, then the certificate, key and chain installed again):
+   * work on every handshake that gets the default, for nothing.
+   */
+  sniContextFor(servername: string): SecureContext | undefined {
+    const context = this.contextFor(servername)
+    return context === this.lookup.fallback?.context ? undefined : context
+  }
+
   /** The default certificate's bytes (served without SNI), if there is one. */
   get defaultPair(): KeyPair | undefined {
     return this.lookup.fallback?.pair

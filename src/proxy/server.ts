@@ -35,7 +35,7 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
       handshakeTimeout: ctx.settings.timeoutMs,
       // Called for every ClientHello with a server name; reads the store's
       // current lookup, so a reload reaches the next handshake.
-      SNICallback: (servername, callback) => callback(null, store.contextFor(servername)),
+      SNICallback: (servername, callback) => callback(null, store.sniContextFor(servername)),
     },
     // No setNoDelay() here: the `noDelay` option has net.Server set
     // TCP_NODELAY on the accepted socket, which the TLS socket wraps (a
