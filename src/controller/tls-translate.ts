@@ -137,8 +137,14 @@ export function translateTls(owned: readonly Ingress[], secrets: readonly Secret
     // Problems with the default Secret have no Ingress to be reported on: the caller logs them.
     if (typeof c !== 'string') entry(c, [], true)
   }
-  // Last, without files: the proxy serves these with its default certificate.
-  const byDefault = [...withoutSecret].filter((h) => !hostOwner.has(h)).sort()
+  // Last, without files: the proxy serves these with its default
+  // certificate. Not a host a certificate covers after all, by name or by a
+  // wildcard one label up (SNI serves it that one).
+  const covered = (h: string): boolean => {
+    const dot = h.indexOf('.')
+    return hostOwner.has(h) || (dot > 0 && !h.startsWith('*.') && hostOwner.has(`*${h.slice(dot)}`))
+  }
+  const byDefault = [...withoutSecret].filter((h) => !covered(h)).sort()
   if (byDefault.length > 0) certificates.push({ hosts: byDefault, default: false, ...hstsFields })
   return { certificates, pairs: [...pairs.values()].sort((a, b) => (a.id < b.id ? -1 : 1)), diagnostics }
 }

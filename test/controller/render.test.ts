@@ -39,6 +39,39 @@ describe('nanoproxy render', () => {
     assert.ok(certificates.some((c) => c.certFile === undefined && c.hosts.includes('new.example.com')))
   })
 
+  it('lists a spec.tls host without a Secret as served with the default certificate, unless a wildcard certificate covers it', async () => {
+    const { writeFileSync } = await import('node:fs')
+    const { tempDir } = await import('../helpers/proxy-process.ts')
+    const { createPki } = await import('../helpers/certs.ts')
+    const wild = createPki().issue(['*.apps.example.com'])
+    const b64 = (s: string) => Buffer.from(s).toString('base64')
+    const ingress = (name: string, created: string, tls: string) =>
+      `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: ${name}, namespace: shop, creationTimestamp: "${created}"}\n` +
+      `spec:\n  ingressClassName: nanoproxy\n  tls: [${tls}]\n  rules:\n    - http: {paths: [{path: /${name}, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}]}\n`
+    const file = join(tempDir(), 'input.yaml')
+    writeFileSync(
+      file,
+      [
+        'apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nanoproxy}\nspec: {controller: benc-uk/nanoproxy}\n',
+        'apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: shop}\nspec: {ports: [{port: 80}]}\n',
+        `apiVersion: v1\nkind: Secret\nmetadata: {name: wild, namespace: shop}\ntype: kubernetes.io/tls\ndata: {tls.crt: ${b64(wild.cert)}, tls.key: ${b64(wild.key)}}\n`,
+        ingress('apps', '2026-01-01T00:00:00Z', '{hosts: ["*.apps.example.com"], secretName: wild}'),
+        ingress('later', '2026-01-02T00:00:00Z', '{hosts: [a.apps.example.com, Later.Example.com.], secretName: not-yet}, {hosts: [nosecret.example.com]}'),
+      ].join('---\n'),
+    )
+    const { code, stdout, stderr } = await runCli(['render', file])
+    assert.equal(code, 0, stderr)
+    const certificates = parseConfig(stdout, 'rendered').certificates ?? []
+    assert.deepEqual(
+      certificates.map((c) => [c.hosts, c.certFile !== undefined]),
+      [
+        [['*.apps.example.com'], true],
+        [['later.example.com', 'nosecret.example.com'], false],
+      ],
+    )
+    assert.match(stderr, /Warning shop\/later SecretNotFound: spec\.tls\[0\]: no Secret of type kubernetes\.io\/tls named shop\/not-yet/)
+  })
+
   it('exits 1 with file:line:column on YAML it cannot parse', async () => {
     const { writeFileSync } = await import('node:fs')
     const { tempDir } = await import('../helpers/proxy-process.ts')
