@@ -42,7 +42,9 @@ Connects with KUBECONFIG, ~/.kube/config or the in-cluster service account.
 Environment: CONTROLLER_NAME (benc-uk/nanoproxy), WATCH_NAMESPACE (all),
 CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
 PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
-Ingress status, DEFAULT_TLS_SECRET (namespace/name), DEBUG.
+Ingress status, DEFAULT_TLS_SECRET (namespace/name), LEADER_ELECTION (true),
+LEADER_ELECTION_LEASE (nanoproxy-leader), LEADER_ELECTION_LEASE_DURATION (15),
+LEADER_ELECTION_RENEW_DEADLINE (10), LEADER_ELECTION_RETRY_PERIOD (2), DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 
