@@ -151,10 +151,12 @@ describe('ACCESS_LOG_FORMAT=combined', () => {
     })
   })
 
-  it('refuses an unknown format at start-up, naming the variable', async () => {
-    const proxy = await startProxy({ config: 'upstreams: []\nrules: []\n', env: { ACCESS_LOG_FORMAT: 'xml' }, noWait: true })
+  it('refuses an unknown format, or a REQUEST_ID that is not on or off, at start-up, naming each variable', async () => {
+    const proxy = await startProxy({ config: 'upstreams: []\nrules: []\n', env: { ACCESS_LOG_FORMAT: 'xml', REQUEST_ID: 'maybe' }, noWait: true })
     const { code } = await proxy.exited
     assert.equal(code, 1)
-    assert.match(proxy.stderr + proxy.logs.map((l) => l.msg).join('\n'), /ACCESS_LOG_FORMAT="xml" is not valid: expected json or combined/)
+    const output = proxy.stderr + proxy.logs.map((l) => l.msg).join('\n')
+    assert.match(output, /ACCESS_LOG_FORMAT="xml" is not valid: expected json or combined/)
+    assert.match(output, /REQUEST_ID="maybe" is not valid: expected on or off/)
   })
 })
