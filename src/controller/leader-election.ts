@@ -82,10 +82,14 @@ export interface LeaderElectorOptions extends LeaderElectionTimings {
   onChange: (leading: boolean) => void
 }
 
-/** The part of a record whose change means "the holder is alive" (client-go compares the whole record). */
+/**
+ * What tells that the record changed (client-go compares the whole record):
+ * any write changes the resourceVersion; the spec too, in case a client
+ * library hands back dates with less precision than was written.
+ */
 function fingerprint(lease: V1Lease): string {
   const s = lease.spec ?? {}
-  return JSON.stringify([s.holderIdentity ?? '', String(s.renewTime ?? ''), String(s.acquireTime ?? ''), s.leaseTransitions ?? 0, s.leaseDurationSeconds ?? 0])
+  return JSON.stringify([lease.metadata?.resourceVersion ?? '', s.holderIdentity ?? '', String(s.renewTime ?? ''), s.leaseTransitions ?? 0, s.leaseDurationSeconds ?? 0])
 }
 
 export class LeaderElector {
