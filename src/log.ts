@@ -27,3 +27,14 @@ export function createLogger(options: { debug?: boolean; name?: string } = {}): 
 export function exitAfterLogs(code: number): void {
   setTimeout(() => process.exit(code), 100)
 }
+
+/**
+ * Writes text lines (the `combined` access log) to the logger's own
+ * destination, so they keep their order with its JSON lines and share its
+ * buffering, instead of racing it on file descriptor 1.
+ */
+export function lineWriter(log: Logger): (line: string) => void {
+  const stream = (log as unknown as Record<symbol, { write(chunk: string): unknown } | undefined>)[pino.symbols.streamSym]
+  if (stream === undefined) return (line) => void process.stdout.write(line)
+  return (line) => void stream.write(line)
+}

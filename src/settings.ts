@@ -46,6 +46,10 @@ export interface ProxySettings {
    * log off for its health endpoints likewise).
    */
   accessLogHealth: boolean
+  /** ACCESS_LOG_FORMAT: `json` (one pino object per request) or nginx's `combined` line. */
+  accessLogFormat: AccessLogFormat
+  /** REQUEST_ID: send X-Request-ID upstream and log it (request-id.ts); on by default. */
+  requestId: boolean
   /** Worker processes sharing the listening port (SO_REUSEPORT). */
   workers: number
   /** RAW_PATHS: match and forward request paths as received, never normalised (docs/routing.md). */
@@ -55,6 +59,9 @@ export interface ProxySettings {
 }
 
 type Env = Record<string, string | undefined>
+
+export type AccessLogFormat = 'json' | 'combined'
+const ACCESS_LOG_FORMATS: readonly AccessLogFormat[] = ['json', 'combined']
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
 
@@ -96,9 +103,10 @@ export function readProxySettings(env: Env): ProxySettings {
   // New switches take an explicit yes or no: unlike DEBUG (any value turns
   // it on, as in the Go original), `RAW_PATHS=false` must not turn off a
   // security default.
-  const flag = (name: string): boolean => {
+  const flag = (name: string, fallback = false): boolean => {
     const raw = (env[name] ?? '').trim().toLowerCase()
-    if (raw === '' || FALSE_WORDS.includes(raw)) return false
+    if (raw === '') return fallback
+    if (FALSE_WORDS.includes(raw)) return false
     if (TRUE_WORDS.includes(raw)) return true
     problems.push(`${name}=${JSON.stringify(env[name])} is not valid: expected on or off (true/false, yes/no, 1/0)`)
     return false
@@ -106,6 +114,10 @@ export function readProxySettings(env: Env): ProxySettings {
   const accessLogHealth = flag('ACCESS_LOG_HEALTH')
   const rawPaths = flag('RAW_PATHS')
   const allowUnderscoresInHeaders = flag('ALLOW_UNDERSCORES_IN_HEADERS')
+  const requestId = flag('REQUEST_ID', true)
+  const formatText = (env.ACCESS_LOG_FORMAT ?? '').trim().toLowerCase() || 'json'
+  const accessLogFormat = ACCESS_LOG_FORMATS.find((f) => f === formatText)
+  if (accessLogFormat === undefined) problems.push(`ACCESS_LOG_FORMAT=${JSON.stringify(env.ACCESS_LOG_FORMAT)} is not valid: expected ${ACCESS_LOG_FORMATS.join(' or ')}`)
 
   const certPath = nonEmpty(env.CERT_PATH)
   const logProblem = logLevelProblem(env)
@@ -131,6 +143,8 @@ export function readProxySettings(env: Env): ProxySettings {
     configB64: nonEmpty(env.CONFIG_B64),
     accessLog: !['off', 'false', '0'].includes((env.ACCESS_LOG ?? '').toLowerCase()),
     accessLogHealth,
+    accessLogFormat: accessLogFormat ?? 'json',
+    requestId,
     workers,
     rawPaths,
     allowUnderscoresInHeaders,

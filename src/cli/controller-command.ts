@@ -9,6 +9,7 @@ import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
+import { LeaderElector, leaseApi } from '../controller/leader-election.ts'
 import { podIdentity } from '../controller/replica-peers.ts'
 import { createLogger, exitAfterLogs } from '../log.ts'
 import { listen } from '../proxy/server.ts'
@@ -32,13 +33,31 @@ export async function runController(options: { config?: string | undefined }, en
   if (!cluster) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, 'the Kubernetes config names no current cluster')
   const configFile = configPath(options.config, env)
 
-  const controller = new IngressController({ ...settings, kubeConfig, log, configFile })
+  // Leader election needs to know which pod this is and its namespace (the
+  // Lease lives there). Outside a pod, and not told, there is nobody to
+  // elect with: this process is the only controller and leads.
+  const me = podIdentity(env)
+  const { leaderElection } = settings
+  let elector: LeaderElector | undefined
+  if (leaderElection.enabled && !me) log.warn('leader election off: not running in a pod (no POD_NAME/POD_NAMESPACE); this controller writes status and Events alone')
+  const controller = new IngressController({ ...settings, kubeConfig, log, configFile, leading: !(leaderElection.enabled && me) })
+  if (leaderElection.enabled && me) {
+    elector = new LeaderElector({
+      ...leaderElection,
+      api: leaseApi(kubeConfig, me.namespace, leaderElection.leaseName),
+      lease: `${me.namespace}/${leaderElection.leaseName}`,
+      identity: me.name,
+      log,
+      onChange: (leading) => controller.setLeading(leading),
+    })
+  }
   const health = createHealthServer(() => ({
     ready: controller.synced && controller.written,
-    detail: { synced: controller.synced, written: controller.written, watch_failures: controller.watchFailures },
+    detail: { synced: controller.synced, written: controller.written, leading: controller.leading, watch_failures: controller.watchFailures },
   }))
   const port = await listen(health, settings.port)
   controller.start()
+  elector?.start()
   log.info(
     {
       version: VERSION,
@@ -48,6 +67,7 @@ export async function runController(options: { config?: string | undefined }, en
       config: configFile,
       health_port: port,
       publish: settings.publish,
+      leader_election: elector ? { lease: `${me!.namespace}/${leaderElection.leaseName}`, identity: me!.name } : false,
     },
     `NanoProxy controller ${VERSION} watching ${cluster.server}`,
   )
@@ -60,8 +80,11 @@ export async function runController(options: { config?: string | undefined }, en
       if (settings.updateStatusOnShutdown) {
         // Bounded: the pod's grace period must not run out on a slow API server.
         const limit = new Promise<void>((r) => setTimeout(r, STATUS_ON_SHUTDOWN_LIMIT_MS).unref())
-        await Promise.race([controller.clearStatusIfLastReplica(podIdentity(env)).catch((err: unknown) => log.warn({ err }, 'clearing ingress status failed')), limit])
+        await Promise.race([controller.clearStatusIfLastReplica(me).catch((err: unknown) => log.warn({ err }, 'clearing ingress status failed')), limit])
       }
+      // Last: the leader hands the lease over only once it has stopped
+      // writing, so that another replica takes over at its next try.
+      await elector?.stop()
       exitAfterLogs(0)
     })()
   }

@@ -22,7 +22,7 @@ Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60)
   SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, HTTPS_PORT (8443 with
   certificates), HTTPS_REDIRECT_PORT (443), TLS_SKIP_VERIFY, CONFIG_B64,
   CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (off to disable),
-  LOG_LEVEL (info).
+  ACCESS_LOG_FORMAT (json or combined), REQUEST_ID (on), LOG_LEVEL (info).
 See docs/configuration.md.
 `
 
@@ -44,7 +44,9 @@ CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
 PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
 Ingress status, DEFAULT_TLS_SECRET (namespace/name), HSTS (false),
 HSTS_MAX_AGE (31536000), HSTS_INCLUDE_SUBDOMAINS (true), HSTS_PRELOAD (false),
-DEBUG.
+LEADER_ELECTION (true), LEADER_ELECTION_LEASE (nanoproxy-leader),
+LEADER_ELECTION_LEASE_DURATION (15), LEADER_ELECTION_RENEW_DEADLINE (10),
+LEADER_ELECTION_RETRY_PERIOD (2), DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 

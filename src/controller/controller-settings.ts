@@ -2,6 +2,7 @@
 
 import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { logLevelProblem } from '../settings.ts'
+import { DEFAULT_TIMINGS, timingsProblem, type LeaderElectionTimings } from './leader-election.ts'
 import type { HstsPolicy, TranslateOptions } from './snapshot.ts'
 import type { PublishSettings } from './status-updater.ts'
 
@@ -59,7 +60,52 @@ export interface ControllerSettings extends TranslateOptions {
   publish: PublishSettings
   /** Clear the published Ingress status when the last replica shuts down (UPDATE_STATUS_ON_SHUTDOWN). */
   updateStatusOnShutdown: boolean
+  leaderElection: LeaderElectionSettings
   debug: boolean
+}
+
+export interface LeaderElectionSettings extends LeaderElectionTimings {
+  /** LEADER_ELECTION (true): only one replica sets Ingress status and sends Events. */
+  enabled: boolean
+  /** LEADER_ELECTION_LEASE: the Lease's name, in the controller's own namespace. */
+  leaseName: string
+}
+
+/** The Lease's name when LEADER_ELECTION_LEASE is not set (the chart sets `<release>-leader`). */
+export const DEFAULT_LEASE_NAME = 'nanoproxy-leader'
+
+/** A duration in seconds (`15` or `15s`), in milliseconds. */
+function seconds(env: Record<string, string | undefined>, name: string, fallbackMs: number, problems: string[]): number {
+  const raw = (env[name] ?? '').trim()
+  if (raw === '') return fallbackMs
+  const value = Number(raw.replace(/s$/, ''))
+  if (!Number.isFinite(value) || value <= 0) {
+    problems.push(`${name}=${JSON.stringify(env[name])} is not valid: expected a number of seconds greater than 0`)
+    return fallbackMs
+  }
+  return Math.round(value * 1000)
+}
+
+function readLeaderElection(env: Record<string, string | undefined>, problems: string[]): LeaderElectionSettings {
+  const enabled = (env.LEADER_ELECTION ?? '').trim().toLowerCase()
+  if (!['', 'true', 'false'].includes(enabled)) problems.push(`LEADER_ELECTION=${JSON.stringify(env.LEADER_ELECTION)} is not valid: expected true or false`)
+  const leaseName = (env.LEADER_ELECTION_LEASE ?? '').trim() || DEFAULT_LEASE_NAME
+  // A Lease's name is a DNS subdomain (RFC 1123), at most 253 characters.
+  if (leaseName.length > 253 || !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(leaseName)) {
+    problems.push(`LEADER_ELECTION_LEASE=${JSON.stringify(leaseName)} is not valid: expected a DNS subdomain name (lower case letters, digits, '-' and '.')`)
+  }
+  const timings: LeaderElectionTimings = {
+    leaseDurationMs: seconds(env, 'LEADER_ELECTION_LEASE_DURATION', DEFAULT_TIMINGS.leaseDurationMs, problems),
+    renewDeadlineMs: seconds(env, 'LEADER_ELECTION_RENEW_DEADLINE', DEFAULT_TIMINGS.renewDeadlineMs, problems),
+    retryPeriodMs: seconds(env, 'LEADER_ELECTION_RETRY_PERIOD', DEFAULT_TIMINGS.retryPeriodMs, problems),
+  }
+  const problem = timingsProblem(timings)
+  if (problem) {
+    problems.push(
+      `LEADER_ELECTION_LEASE_DURATION=${timings.leaseDurationMs / 1000}, LEADER_ELECTION_RENEW_DEADLINE=${timings.renewDeadlineMs / 1000}, LEADER_ELECTION_RETRY_PERIOD=${timings.retryPeriodMs / 1000} are not valid: ${problem}`,
+    )
+  }
+  return { enabled: enabled !== 'false', leaseName, ...timings }
 }
 
 export function readControllerSettings(env: Record<string, string | undefined>): ControllerSettings {
@@ -79,6 +125,7 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     problems.push(`DEFAULT_TLS_SECRET=${JSON.stringify(defaultTlsSecret)} is not valid: expected namespace/name`)
   }
   hstsSettings(env, problems)
+  const leaderElection = readLeaderElection(env, problems)
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
@@ -88,6 +135,7 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     namespace: env.WATCH_NAMESPACE || undefined,
     publish: { service: publishService, addresses },
     updateStatusOnShutdown: onShutdown !== 'false',
+    leaderElection,
     debug: (env.DEBUG ?? '') !== '',
   }
 }

@@ -3,6 +3,10 @@
 // status has its own loop (status-updater.ts), told after each rebuild and on
 // each event; config never waits for it.
 //
+// With several replicas every one of them watches and writes its own pod's
+// config file, but only the leader (leader-election.ts) sets Ingress status
+// and sends Events: N replicas look like one controller to the API server.
+//
 // Nothing is written before every cache has completed its first list: a
 // controller that restarts must not hand the proxy an empty config just
 // because it has not finished reading the cluster yet.
@@ -36,6 +40,12 @@ export interface ControllerOptions extends TranslateOptions {
   maxDelayMs?: number
   resyncMs?: number
   clock?: Clock
+  /**
+   * Whether this replica starts as the one that writes status and Events.
+   * With leader election it starts as a follower (false) and is told by
+   * setLeading(); without, it is the only one (true).
+   */
+  leading?: boolean
 }
 
 /** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
@@ -62,12 +72,14 @@ export class IngressController {
   private owned: ReadonlySet<string> = new Set()
   private running: Promise<void> | undefined
   private again = false
+  private leadingNow: boolean
   /** Set after the first config write: the readiness signal. */
   written = false
   writes = 0
 
   constructor(opts: ControllerOptions) {
     this.opts = opts
+    this.leadingNow = opts.leading ?? true
     const { kubeConfig, log, namespace, resyncMs } = opts
     const net = kubeConfig.makeApiClient(NetworkingV1Api)
     const core = kubeConfig.makeApiClient(CoreV1Api)
@@ -149,8 +161,10 @@ export class IngressController {
         (namespace ? discovery.listNamespacedEndpointSlice({ namespace }) : discovery.listEndpointSliceForAllNamespaces()) as Promise<{ items: EndpointSlice[] }>,
       watchPath: `/apis/discovery.k8s.io/v1${ns}/endpointslices`,
     })
-    this.events = new EventRecorder(kubeConfig, log)
+    const active = (): boolean => this.leadingNow
+    this.events = new EventRecorder(kubeConfig, log, active)
     this.status = new StatusUpdater({
+      active,
       api: ingressStatusClient(kubeConfig, STATUS_CONCURRENCY) ?? (net as unknown as IngressStatusApi),
       concurrency: STATUS_CONCURRENCY,
       log,
@@ -182,6 +196,24 @@ export class IngressController {
     await this.status.stop()
   }
 
+  /** Whether this replica writes Ingress status and sends Events. */
+  get leading(): boolean {
+    return this.leadingNow
+  }
+
+  /**
+   * This replica starts or stops leading. A new leader publishes status from
+   * its own caches at once (a full pass: the old leader may have died with
+   * a change unpublished) and reports the problems it knows of.
+   */
+  setLeading(leading: boolean): void {
+    if (leading === this.leadingNow) return
+    this.leadingNow = leading
+    if (!leading || !this.written) return // not written yet: the first rebuild does both
+    this.status.schedule()
+    void this.events.reportAgain().catch((err: unknown) => this.opts.log.error({ err }, 'reporting problems failed'))
+  }
+
   /**
    * On shutdown (after stop()): clear the Ingress status this controller
    * published, if no other replica is left to serve it. `me` is this pod;
@@ -192,6 +224,9 @@ export class IngressController {
   async clearStatusIfLastReplica(me: PodIdentity | undefined): Promise<void> {
     const { log } = this.opts
     if (!this.written) return
+    // Only the leader: a follower leaves status to it (it still leads until
+    // it releases the lease, after this).
+    if (!this.leadingNow) return
     if (!me) {
       log.info('not running in a pod (no POD_NAME/POD_NAMESPACE): ingress status left as it is')
       return

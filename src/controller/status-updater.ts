@@ -92,6 +92,12 @@ export interface StatusUpdaterOptions {
   log: Logger
   publish: PublishSettings
   source: StatusSource
+  /**
+   * Whether this replica may write status now (it leads: leader-election.ts).
+   * A pass while it may not does nothing; the controller schedules a full
+   * pass when it starts leading.
+   */
+  active?: () => boolean
   /** Requests in flight at most (ingress-nginx uses 10). */
   concurrency?: number
   /** Attempts per Ingress and pass (conflicts and errors). */
@@ -151,7 +157,7 @@ export class StatusUpdater {
   readonly stats: StatusStats = { patches: 0, conflicts: 0, failures: 0, maxInFlight: 0, passes: 0 }
 
   constructor(opts: StatusUpdaterOptions) {
-    this.opts = { concurrency: 10, maxAttempts: 5, quietMs: 200, maxWaitMs: 1000, retryMs: 10_000, ...opts }
+    this.opts = { concurrency: 10, maxAttempts: 5, quietMs: 200, maxWaitMs: 1000, retryMs: 10_000, active: () => true, ...opts }
     this.debouncer = new Debouncer(() => void this.pass(), { quietMs: this.opts.quietMs, maxWaitMs: this.opts.maxWaitMs, clock: opts.clock })
   }
 
@@ -207,6 +213,9 @@ export class StatusUpdater {
     const dirty = this.dirty
     this.full = false
     this.dirty = new Set()
+    // A follower writes nothing and keeps no record of what it would have
+    // written: when it starts leading it looks at every Ingress afresh.
+    if (!this.opts.active()) return
     const desired = desiredAddresses(publish, source.services())
     if (desired === undefined) return
     this.stats.passes++
@@ -241,7 +250,7 @@ export class StatusUpdater {
     // Only a request to look at everything (new addresses, a rebuild) cuts
     // a pass short; single Ingresses that changed meanwhile (the echo of our
     // own patches, mostly) wait for the next pass.
-    const failedJobs = await this.runJobs(jobs, () => this.stopped || this.full)
+    const failedJobs = await this.runJobs(jobs, () => this.stopped || this.full || !this.opts.active())
     const failed = failedJobs.length
     // A clear that failed stays ours to clear: the retry pass looks at managed Ingresses.
     for (const job of failedJobs) if (job.onlyIf !== undefined) this.managed.add(job.key)

@@ -23,6 +23,8 @@ const Kind = {
   Connection: 9,
   Upgrade: 10,
   Expect: 11,
+  /** X-Request-ID: kept aside; the proxy decides what goes upstream (request-id.ts). */
+  RequestId: 12,
 } as const
 type Kind = (typeof Kind)[keyof typeof Kind]
 
@@ -44,6 +46,7 @@ const KINDS = new Map<string, Kind>([
   ['x-real-ip', Kind.TrustedOnly],
   ['content-length', Kind.ContentLength],
   ['expect', Kind.Expect],
+  ['x-request-id', Kind.RequestId],
 ])
 
 export class RequestHead {
@@ -75,6 +78,12 @@ export class RequestHead {
   passthrough = ''
   /** Forwarded / X-Real-IP lines, passed on only from trusted proxies. */
   trustedOnly = ''
+  /** The client's X-Request-ID lines as received, each with its CRLF ('' when none). */
+  requestIdLines = ''
+  /** The value of the client's X-Request-ID; undefined when absent or sent more than once. */
+  clientRequestId: string | undefined = undefined
+  /** The request id the proxy sends upstream and logs (request-id.ts); undefined with REQUEST_ID=off. */
+  requestId: string | undefined = undefined
   /** Header names with `_` left out (see parseRequestHead), lower-case; undefined when none. */
   droppedUnderscoreNames: string[] | undefined = undefined
   /** Whether names with `_` are passed on. */
@@ -193,6 +202,11 @@ export function parseRequestHead(text: string, allowUnderscores = false): Reques
         break
       case Kind.TrustedOnly:
         head.trustedOnly += s.slice(pos, field.next)
+        break
+      case Kind.RequestId:
+        // Two ids are no id: which one would the upstream believe?
+        head.clientRequestId = head.requestIdLines === '' ? value : undefined
+        head.requestIdLines += s.slice(pos, field.next)
         break
       default:
         break

@@ -36,6 +36,10 @@ export interface ForwardedInfo {
 export function upstreamRequestHead(head: RequestHead, target: string, info: ForwardedInfo, upgrade: boolean): string {
   let out = `${head.method} ${target} HTTP/1.1\r\nhost: ${info.host}\r\n`
   out += head.connectionNames === undefined ? head.passthrough : head.passthroughWithout(head.connectionNames)
+  // The request id (request-id.ts) replaces the client's X-Request-ID;
+  // with REQUEST_ID off the client's lines go on as they came.
+  if (head.requestId !== undefined) out += `x-request-id: ${head.requestId}\r\n`
+  else if (head.requestIdLines !== '' && !head.connectionNames?.includes('x-request-id')) out += head.requestIdLines
   let forwardedFor = info.clientAddress
   let forwardedHost = info.originalHost
   let forwardedProto = info.proto

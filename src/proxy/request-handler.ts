@@ -9,6 +9,7 @@ import type { RequestHead } from '../http1/request-head.ts'
 import { normalizePath, PathError } from '../router/normalize-path.ts'
 import { routingHost, validAuthority } from '../router/request-host.ts'
 import { upstreamTarget } from '../router/route.ts'
+import { AccessLog } from './access-log.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
@@ -16,6 +17,7 @@ import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import { httpsLocation } from './https-redirect.ts'
 import type { ProxyContext } from './proxy-context.ts'
+import { RequestIds } from './request-id.ts'
 import { tunnelableUpgrade } from './upgrade-policy.ts'
 
 const HEALTH_PATH = '/.nanoproxy/health'
@@ -49,11 +51,16 @@ export class RequestHandler {
   /** One listener for every TLS socket's 'close' (`this` is the socket): no closure per connection. */
   private readonly forgetTlsSocket: (this: Socket) => void
   private readonly owners = new Map<string, ExchangeOwner>()
+  /** REQUEST_ID on: the ids of this process's requests. */
+  private readonly requestIds: RequestIds | undefined
+  private readonly accessLog: AccessLog
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
     this.sweeper = sweeper
     this.identity = ctx.identity
+    this.requestIds = ctx.settings.requestId ? new RequestIds() : undefined
+    this.accessLog = new AccessLog(ctx.log, ctx.settings.accessLogFormat)
     // Never shorter than TIMEOUT.
     this.bodyIdleMs = Math.max(ctx.settings.idleTimeoutMs, ctx.settings.timeoutMs)
     const tlsSockets = this.tlsSockets
@@ -89,6 +96,8 @@ export class RequestHandler {
     const started = performance.now()
     this.active++
     const ctx = this.ctx
+    // Before anything can fail, so that error responses are logged with it too.
+    if (this.requestIds !== undefined) head.requestId = this.requestIds.forRequest(head.clientRequestId, conn.trusted)
     if (head.method === 'CONNECT') {
       conn.write(CONNECT_REFUSED)
       this.requestDone(conn, head, started, { status: 405, bytes: 0 }, undefined)
@@ -313,23 +322,7 @@ export class RequestHandler {
     }
     // Health checks (kubelet probes every few seconds) only with ACCESS_LOG_HEALTH.
     if (settings.accessLog && (!healthCheck || settings.accessLogHealth)) {
-      log.info(
-        {
-          method: head.method,
-          host: head.host,
-          path: head.target,
-          status: result.status,
-          upstream,
-          ...(result.server !== undefined ? { server: result.server, attempts: result.attempts } : {}),
-          bytes: result.bytes,
-          duration_ms: Math.round((performance.now() - started) * 1000) / 1000,
-          client: conn.address,
-          ...(result.status === 101 ? { upgrade: head.upgrade } : {}),
-          ...(error ? { error: error.code } : {}),
-          ...(result.aborted ? { aborted: true } : {}),
-        },
-        'request',
-      )
+      this.accessLog.write({ head, client: conn.address, result, upstream, durationMs: performance.now() - started })
     }
     this.active--
   }

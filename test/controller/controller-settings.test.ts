@@ -1,4 +1,4 @@
-// The controller's settings from the environment: UPDATE_STATUS_ON_SHUTDOWN, HSTS.
+// The controller's settings from the environment: UPDATE_STATUS_ON_SHUTDOWN, HSTS, leader election.
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -38,5 +38,27 @@ describe('HSTS settings', () => {
         'HSTS_MAX_AGE="1y" is not valid: expected whole seconds (0 or more)',
       ].join('\n'),
     })
+  })
+})
+
+describe('leader election settings', () => {
+  it("defaults to client-go's timings (lease 15 s, renew deadline 10 s, retry 2 s) and the Lease nanoproxy-leader", () => {
+    assert.deepEqual(readControllerSettings({}).leaderElection, { enabled: true, leaseName: 'nanoproxy-leader', leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 })
+  })
+
+  it('takes seconds, with or without an s, and LEADER_ELECTION=false', () => {
+    const s = readControllerSettings({ LEADER_ELECTION: 'false', LEADER_ELECTION_LEASE: 'edge-leader', LEADER_ELECTION_LEASE_DURATION: '30s', LEADER_ELECTION_RENEW_DEADLINE: '20', LEADER_ELECTION_RETRY_PERIOD: '0.5' })
+    assert.deepEqual(s.leaderElection, { enabled: false, leaseName: 'edge-leader', leaseDurationMs: 30_000, renewDeadlineMs: 20_000, retryPeriodMs: 500 })
+  })
+
+  it('refuses timings that could let two replicas lead at once, with the rule they break', () => {
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION_RENEW_DEADLINE: '15' }), {
+      message: 'LEADER_ELECTION_LEASE_DURATION=15, LEADER_ELECTION_RENEW_DEADLINE=15, LEADER_ELECTION_RETRY_PERIOD=2 are not valid: the lease duration must be longer than the renew deadline',
+    })
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION_RETRY_PERIOD: '9' }), /the renew deadline must be longer than 1.2 × the retry period/)
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION_LEASE_DURATION: '15.5' }), /whole number of seconds/)
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION_RETRY_PERIOD: 'soon' }), /LEADER_ELECTION_RETRY_PERIOD="soon" is not valid: expected a number of seconds greater than 0/)
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION_LEASE: 'Not_A_Name' }), /LEADER_ELECTION_LEASE="Not_A_Name" is not valid/)
+    assert.throws(() => readControllerSettings({ LEADER_ELECTION: 'yes' }), /LEADER_ELECTION="yes" is not valid: expected true or false/)
   })
 })

@@ -143,6 +143,10 @@ describe('the Helm chart', () => {
       PORT: '9090',
       CONTROLLER_NAME: 'benc-uk/nanoproxy',
       CLUSTER_DOMAIN: 'cluster.local',
+      LEADER_ELECTION_LEASE: 'nanoproxy-leader',
+      LEADER_ELECTION_LEASE_DURATION: '15',
+      LEADER_ELECTION_RENEW_DEADLINE: '10',
+      LEADER_ELECTION_RETRY_PERIOD: '2',
       PUBLISH_SERVICE: 'ingress/nanoproxy',
     })
   })
@@ -215,8 +219,14 @@ describe('the Helm chart', () => {
     assert.equal(binding.roleRef.name, 'edge-nanoproxy')
     assert.deepEqual(binding.subjects, [{ kind: 'ServiceAccount', name: 'edge-nanoproxy', namespace: 'ingress' }])
     assert.equal(find<V1Deployment>(objects, 'Deployment').spec?.template.spec?.serviceAccountName, 'edge-nanoproxy')
-    // The namespaced Role for the last-replica check (pods of its own namespace only).
-    assert.deepEqual(find<V1Role>(objects, 'Role').rules, find<V1Role>(reference, 'Role').rules)
+    // The namespaced Role: the last-replica check (pods of its own namespace
+    // only) and the leader-election Lease, named after the release.
+    const referenceRole = JSON.stringify(find<V1Role>(reference, 'Role').rules).replaceAll('"nanoproxy-leader"', '"edge-nanoproxy-leader"')
+    assert.deepEqual(find<V1Role>(objects, 'Role').rules, JSON.parse(referenceRole))
+    assert.deepEqual(find<V1Role>(objects, 'Role').rules?.filter((r) => r.apiGroups?.includes('coordination.k8s.io')), [
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], verbs: ['create'] },
+      { apiGroups: ['coordination.k8s.io'], resources: ['leases'], resourceNames: ['edge-nanoproxy-leader'], verbs: ['get', 'update'] },
+    ])
     const roleBinding = find<{ metadata: { namespace: string }; roleRef: { kind: string; name: string }; subjects: unknown[] }>(objects, 'RoleBinding')
     assert.equal(roleBinding.metadata.namespace, 'ingress')
     assert.deepEqual(roleBinding.roleRef, { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'edge-nanoproxy-controller' })
@@ -225,6 +235,19 @@ describe('the Helm chart', () => {
     assert.deepEqual(env.find((e) => e.name === 'POD_NAME')?.valueFrom, { fieldRef: { fieldPath: 'metadata.name' } })
     assert.deepEqual(env.find((e) => e.name === 'POD_NAMESPACE')?.valueFrom, { fieldRef: { fieldPath: 'metadata.namespace' } })
     assert.equal(env.find((e) => e.name === 'UPDATE_STATUS_ON_SHUTDOWN'), undefined)
+    assert.equal(env.find((e) => e.name === 'LEADER_ELECTION_LEASE')?.value, 'edge-nanoproxy-leader')
+    assert.deepEqual(
+      ['LEADER_ELECTION_LEASE_DURATION', 'LEADER_ELECTION_RENEW_DEADLINE', 'LEADER_ELECTION_RETRY_PERIOD'].map((n) => env.find((e) => e.name === n)?.value),
+      ['15', '10', '2'],
+    )
+  })
+
+  it('turns leader election off, and its Lease rules, with controller.leaderElection.enabled: false', () => {
+    const objects = renderChart({ values: { controller: { leaderElection: { enabled: false } } } })
+    const env = container(objects, 'controller').env ?? []
+    assert.equal(env.find((e) => e.name === 'LEADER_ELECTION')?.value, 'false')
+    assert.equal(env.find((e) => e.name === 'LEADER_ELECTION_LEASE'), undefined)
+    assert.deepEqual(find<V1Role>(objects, 'Role').rules?.map((r) => r.resources), [['pods']])
   })
 
   it('turns clearing the Ingress status on shutdown off with controller.updateStatusOnShutdown: false', () => {
@@ -269,6 +292,10 @@ describe('the Helm chart', () => {
       PORT: '9090',
       CONTROLLER_NAME: 'example.com/edge',
       CLUSTER_DOMAIN: 'k8s.internal',
+      LEADER_ELECTION_LEASE: 'edge-nanoproxy-leader',
+      LEADER_ELECTION_LEASE_DURATION: '15',
+      LEADER_ELECTION_RENEW_DEADLINE: '10',
+      LEADER_ELECTION_RETRY_PERIOD: '2',
       WATCH_NAMESPACE: 'edge-apps',
       PUBLISH_ADDRESS: '203.0.113.7,edge.example.com',
       DEBUG: '1',
