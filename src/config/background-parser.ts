@@ -8,8 +8,8 @@
 // runs load.ts's parseConfig, so a file is judged exactly as at start-up and
 // by `nanoproxy validate`: same errors, same positions.
 //
-// The thread starts with the first reload (start-up parses on the main
-// thread: nothing is served yet) and stops after IDLE_MS without work, so an
+// The thread starts with the first reload of a file large enough to need it
+// (start-up parses on the main thread: nothing is served yet) and stops after IDLE_MS without work, so an
 // idle proxy does not keep a second V8 isolate (~10 MB) for nothing. If it
 // cannot start or dies, the file is parsed on the main thread instead: a
 // reload that stalls requests beats one that never happens.
@@ -22,6 +22,13 @@ import type { Logger } from '../log.ts'
 import { parseConfig } from './load.ts'
 import type { ParseReply, ParseRequest } from './parse-messages.ts'
 import type { ProxyConfig } from './schema.ts'
+
+/**
+ * Files smaller than this are parsed on the main thread: ~200 rules, about
+ * a millisecond of work, less than a thread costs to start (~100 ms before
+ * its first answer, ~10 MB of memory). Most hand-written files are that small.
+ */
+export const MAIN_THREAD_MAX_BYTES = 16 * 1024
 
 /** How long the thread is kept after its last job. */
 const IDLE_MS = 30_000
@@ -57,7 +64,7 @@ export class BackgroundParser {
     return new Promise((resolve, reject) => {
       const id = this.nextId++
       const job: Job = { bytes, file, config: { upstreams: [], rules: [] }, resolve, reject }
-      const worker = this.thread()
+      const worker = bytes.byteLength < MAIN_THREAD_MAX_BYTES ? undefined : this.thread()
       if (!worker) {
         this.parseHere(job)
         return
