@@ -89,7 +89,11 @@ export class BackgroundParser {
     if (this.worker) return this.worker
     let worker: Worker
     try {
-      worker = new Worker(WORKER_FILE)
+      // A small young generation: the thread's objects live only until
+      // they are sent, and with V8's default (16 MB semi-spaces) a proxy
+      // kept ~80 MB more RSS after 20 reloads of a 10,000-rule file
+      // (memory the allocator does not give back when the thread stops).
+      worker = new Worker(WORKER_FILE, { resourceLimits: { maxYoungGenerationSizeMb: 4 } })
     } catch (err) {
       this.log.warn({ err }, 'cannot start the config parsing thread: parsing on the main thread')
       return undefined
