@@ -23,15 +23,19 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { readFileSync } from 'node:fs'
-import { Agent, createServer, request, type Server } from 'node:http'
+import { Agent, request } from 'node:http'
 import { join } from 'node:path'
-import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node'
+import { CoreV1Api, DiscoveryV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubernetesObject } from '@kubernetes/client-node'
 import { KubeCluster } from '../test/helpers/kube-cluster.ts'
+import { Netns } from '../test/helpers/netns.ts'
 
 const ROOT = new URL('..', import.meta.url).pathname
 const CLUSTER_DNS = join(ROOT, 'test/helpers/cluster-dns.ts')
 const ENV = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', NANOPROXY_DIST: '1' }
 const merge = setHeaderOptions('Content-Type', PatchStrategy.MergePatch)
+/** The upstream's network (test/helpers/netns.ts): a /24 of 198.18.0.0/15 that no test uses. */
+const UPSTREAM_SUBNET = '198.18.23'
+const UPSTREAM_PORT = 8080
 
 export interface Proc {
   child: ChildProcess
@@ -137,14 +141,19 @@ async function benchAt(n: number): Promise<Record<string, number>> {
   const kubeconfig = await cluster.controllerKubeconfig()
   const net = cluster.adminConfig.makeApiClient(NetworkingV1Api)
   const core = cluster.adminConfig.makeApiClient(CoreV1Api)
-  const upstream: Server = createServer((req, res) => res.end(`ok ${req.url}`))
-  upstream.listen(0, '127.0.0.1')
-  await once(upstream, 'listening')
-  const upPort = (upstream.address() as { port: number }).port
+  const discovery = cluster.adminConfig.makeApiClient(DiscoveryV1Api)
+  // The upstream: one server in a network namespace of its own, at an
+  // address the API server accepts in an EndpointSlice (not loopback). The
+  // test API server runs no EndpointSlice controller: the bench writes one
+  // slice per Service, as it would, or every request would get 503 (no servers).
+  const netns = new Netns(UPSTREAM_SUBNET)
+  const upAddress = `${UPSTREAM_SUBNET}.2`
   const dir = cluster.dir
   const configFile = join(dir, 'config.yaml')
   const procs: Proc[] = []
   try {
+    netns.create()
+    await netns.start('scale', upAddress, UPSTREAM_PORT)
     await cluster.apply([
       { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'nanoproxy' }, spec: { controller: 'benc-uk/nanoproxy' } } as KubernetesObject,
       { apiVersion: 'v1', kind: 'Service', metadata: { name: 'nanoproxy', namespace: 'nanoproxy' }, spec: { type: 'LoadBalancer', ports: [{ port: 80 }] } } as KubernetesObject,
@@ -168,7 +177,18 @@ async function benchAt(n: number): Promise<Record<string, number>> {
     const services = Math.max(1, n / 10)
     let t = performance.now()
     await pool([...Array(services).keys()], 16, (i) =>
-      core.createNamespacedService({ namespace: 'scale', body: { metadata: { name: `s${i}` }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: upPort }] } } }),
+      core.createNamespacedService({ namespace: 'scale', body: { metadata: { name: `s${i}` }, spec: { clusterIP: 'None', ports: [{ name: 'http', port: 80, targetPort: UPSTREAM_PORT }] } } }),
+    )
+    await pool([...Array(services).keys()], 16, (i) =>
+      discovery.createNamespacedEndpointSlice({
+        namespace: 'scale',
+        body: {
+          metadata: { name: `s${i}-1`, labels: { 'kubernetes.io/service-name': `s${i}` } },
+          addressType: 'IPv4',
+          ports: [{ name: 'http', port: UPSTREAM_PORT, protocol: 'TCP' }],
+          endpoints: [{ addresses: [upAddress], conditions: { ready: true } }],
+        },
+      }),
     )
     const ingress = (i: number, paths: string[]) => ({
       metadata: { name: `i${i}` },
@@ -319,7 +339,7 @@ async function benchAt(n: number): Promise<Record<string, number>> {
     out[key('proxy_rss_MiB')] = rssMiB(proxyPid)
   } finally {
     for (const p of procs) await stop(p)
-    upstream.close()
+    await netns.remove()
     await cluster.stop()
   }
   console.error(`cluster ${n}: ${JSON.stringify(out, (_k, v: unknown) => (typeof v === 'number' ? Math.round(v * 100) / 100 : v))}`)

@@ -14,6 +14,8 @@
 // HTTPS and handshakes against nginx, and 1,000 host certificates.
 // `--only cluster` runs the controller at cluster scale against a real
 // kube-apiserver instead (bench/cluster-scale.ts; `--sizes 1000,10000`).
+// `--only reload`: the worst request latency of a steady client across 20
+// reloads of a 10,000-rule config (bench/reload-stall.ts).
 // `--only endpoints`: endpoint churn, 1,000 Services × 10 endpoints, against
 // a real kube-apiserver (bench/endpoints-scale.ts).
 
@@ -357,6 +359,10 @@ backend ws
   }
 
   const extras = { ...(await nanoproxyExtras(nanoConfig)), ...(await balanceExtras(nginxBin, [up, ...upMore])) }
+  if (ONLY === undefined || ONLY.has('reload')) {
+    const { reloadStall } = await import('./reload-stall.ts')
+    Object.assign(extras, await reloadStall({ work, nanoproxyWithLogs, waitForPort, freePort, stop, reloadTime }))
+  }
   if (ONLY === undefined || ONLY.has('tls')) {
     const { tlsComparison, tlsThousandCertificates } = await import('./tls-scenarios.ts')
     const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, nanoproxyWithLogs, reloadTime, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }

@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { dirname, resolve } from 'node:path'
 import { FileWatcher } from '../config/file-watcher.ts'
 import { ensureConfigFile, writeConfigB64 } from '../config/config-file.ts'
-import { loadConfigFile, parseConfig } from '../config/load.ts'
+import { loadConfigFile } from '../config/load.ts'
 import { ConfigError } from '../errors.ts'
 import { exitAfterLogs, type Logger } from '../log.ts'
 import { ProxyLifecycle } from '../proxy/proxy-lifecycle.ts'
@@ -137,8 +137,7 @@ function reloadConfig(proxy: ProxyLifecycle, log: Logger, file: string, content:
     log.warn({ config: file }, 'config file is missing: keeping the last good config')
     return
   }
-  const text = content.toString('utf8')
-  if (text.trim() === '' && ctx.state.config.rules.length > 0) {
+  if (isBlank(content) && ctx.state.config.rules.length > 0) {
     // An empty file is what a file being rewritten in place looks like
     // between truncate and write, and a writer can stall there. Removing
     // every rule takes an explicit `rules: []`.
@@ -146,35 +145,50 @@ function reloadConfig(proxy: ProxyLifecycle, log: Logger, file: string, content:
     return
   }
   const started = performance.now()
-  try {
-    const config = parseConfig(text, file)
-    const hadTls = proxy.ports.https !== undefined
-    const reloaded = proxy.reload(config)
-    const certificates = reloaded.update
-    log.info(
-      {
-        config: file,
-        upstreams: config.upstreams.length,
-        rules: config.rules.length,
-        ...(config.certificates ? { certificates: certificates.total, certificates_parsed: certificates.parsed, certificates_failed: certificates.failed } : {}),
-        duration_ms: Math.round((performance.now() - started) * 100) / 100,
-      },
-      'config reloaded',
-    )
-    void reloaded.listening.then(
-      () => {
-        const https = proxy.ports.https
-        if (!hadTls && https !== undefined) log.info({ https_port: https }, `listening on port ${https} (HTTPS)`)
-      },
-      (err: unknown) => log.error({ err }, 'cannot open the HTTPS listener'),
-    )
-  } catch (err) {
-    if (err instanceof ConfigError) {
-      log.error({ config: file, code: err.code, problems: err.message.split('\n') }, 'config rejected: keeping the last good config')
-    } else {
-      log.error({ err, config: file }, 'config reload failed: keeping the last good config')
-    }
+  const hadTls = proxy.ports.https !== undefined
+  // Parsed on a worker thread and compiled between requests: the old
+  // table serves until the new one is complete (proxy-lifecycle.ts).
+  proxy.reloadFile(content, file).then(
+    (reloaded) => {
+      if (reloaded === undefined) return // overtaken by a newer file, which is being loaded
+      const { config, update: certificates } = reloaded
+      log.info(
+        {
+          config: file,
+          upstreams: config.upstreams.length,
+          rules: config.rules.length,
+          ...(config.certificates ? { certificates: certificates.total, certificates_parsed: certificates.parsed, certificates_failed: certificates.failed } : {}),
+          duration_ms: Math.round((performance.now() - started) * 100) / 100,
+        },
+        'config reloaded',
+      )
+      void reloaded.listening.then(
+        () => {
+          const https = proxy.ports.https
+          if (!hadTls && https !== undefined) log.info({ https_port: https }, `listening on port ${https} (HTTPS)`)
+        },
+        (err: unknown) => log.error({ err }, 'cannot open the HTTPS listener'),
+      )
+    },
+    (err: unknown) => {
+      if (err instanceof ConfigError) {
+        log.error({ config: file, code: err.code, problems: err.message.split('\n') }, 'config rejected: keeping the last good config')
+      } else {
+        log.error({ err, config: file }, 'config reload failed: keeping the last good config')
+      }
+    },
+  )
+}
+
+/** Whether `content` holds only whitespace (checked on the bytes: decoding a large file here would cost the main thread milliseconds). */
+function isBlank(content: Buffer): boolean {
+  // A UTF-8 byte order mark, then space, \t, \n, \v, \f, \r (what String.prototype.trim removes from such a file).
+  const start = content[0] === 0xef && content[1] === 0xbb && content[2] === 0xbf ? 3 : 0
+  for (let i = start; i < content.length; i++) {
+    const byte = content[i]!
+    if (byte !== 0x20 && (byte < 0x09 || byte > 0x0d)) return false
   }
+  return true
 }
 
 function reloadCertificate(proxy: ProxyLifecycle, log: Logger, certPath: string, cert: Buffer | undefined, key: Buffer | undefined): void {

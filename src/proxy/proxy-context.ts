@@ -111,14 +111,24 @@ export class ProxyContext {
     this.state = this.buildState({ upstreams: [], rules: [] })
   }
 
-  /** Compiles `config` and makes it the one new requests use. */
-  apply(config: ProxyConfig): RoutingState {
-    this.state = this.buildState(config)
+  /**
+   * Makes `config` the one new requests use, with `table` if it was
+   * compiled beforehand (see compile), else compiled now.
+   */
+  apply(config: ProxyConfig, table?: RouteTable): RoutingState {
+    this.state = this.buildState(config, table)
     return this.state
   }
 
-  private buildState(config: ProxyConfig): RoutingState {
-    const table = new RouteTable(config, { rawPaths: this.settings.rawPaths })
+  /**
+   * `config`'s routing table, compiled in slices between requests (see
+   * RouteTable.compile); the state in force is not touched.
+   */
+  compile(config: ProxyConfig): Promise<RouteTable> {
+    return RouteTable.compile(config, { rawPaths: this.settings.rawPaths })
+  }
+
+  private buildState(config: ProxyConfig, table = new RouteTable(config, { rawPaths: this.settings.rawPaths })): RoutingState {
     return { config, table, upstreams: this.pools.update(config.upstreams), tlsHosts: new TlsHosts(config) }
   }
 

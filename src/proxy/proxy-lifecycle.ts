@@ -4,8 +4,10 @@
 // watchers to it; tests can start a proxy in-process with it.
 
 import type { Server } from 'node:net'
+import { BackgroundParser } from '../config/background-parser.ts'
 import type { ProxyConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
+import type { RouteTable } from '../router/route-table.ts'
 import { DEFAULT_HTTPS_PORT, type ProxySettings } from '../settings.ts'
 import { CertificateStore, type CertificateUpdate, type KeyPair } from './certificate-store.ts'
 import { DeadlineSweeper } from './deadlines.ts'
@@ -29,6 +31,14 @@ export interface ProxyOptions {
   shared: boolean
 }
 
+/** What a reload did: see ProxyLifecycle.reload. */
+export interface Reloaded {
+  config: ProxyConfig
+  update: CertificateUpdate
+  /** Settles once the HTTPS listener a first certificate asked for is open. */
+  listening: Promise<void>
+}
+
 export interface Listening {
   /** The plain-HTTP port, if there is a plain listener. */
   http: number | undefined
@@ -48,6 +58,9 @@ export class ProxyLifecycle {
   private tlsPort: number | undefined
   private listening = false
   private opening: Promise<void> | undefined
+  private readonly parser: BackgroundParser
+  /** Counts reloads started: a build finishing after a newer one started is dropped. */
+  private generation = 0
 
   constructor(options: ProxyOptions) {
     this.options = options
@@ -63,6 +76,7 @@ export class ProxyLifecycle {
       if (this.tls) setDefaultCertificate(this.tls, pair, this.ticketKeys)
     }
     if (options.certPathPair) this.certificates.setCertPathPair(options.certPathPair)
+    this.parser = new BackgroundParser(log)
     this.apply(options.config)
   }
 
@@ -98,10 +112,30 @@ export class ProxyLifecycle {
    * parsed again). Opens the HTTPS listener if the config is the first with
    * certificates.
    */
-  reload(config: ProxyConfig): { update: CertificateUpdate; listening: Promise<void> } {
-    const update = this.apply(config)
+  reload(config: ProxyConfig, table?: RouteTable): Reloaded {
+    this.generation++
+    const update = this.apply(config, table)
     const listening = this.listening && this.tls === undefined && this.wantsTls() ? this.openTls() : Promise.resolve()
-    return { update, listening }
+    return { config, update, listening }
+  }
+
+  /**
+   * Reloads from a config file's content without stalling requests: the
+   * file is parsed and validated on a worker thread (config/background-parser.ts)
+   * and the routing table compiled in slices between requests; until the
+   * new table is complete, every request is served with the one in force,
+   * and only then is it swapped in, in one step. A config with problems
+   * rejects with ConfigError and changes nothing. Resolves with undefined
+   * when a newer reload started meanwhile: the newest file wins, and a
+   * build that was overtaken is never applied.
+   */
+  async reloadFile(bytes: Uint8Array, file: string): Promise<Reloaded | undefined> {
+    const generation = ++this.generation
+    const config = await this.parser.parse(bytes, file)
+    if (generation !== this.generation) return undefined
+    const table = await this.ctx.compile(config)
+    if (generation !== this.generation) return undefined
+    return this.reload(config, table)
   }
 
   /** A renewed CERT_PATH pair (checked by the caller). */
@@ -129,6 +163,7 @@ export class ProxyLifecycle {
    * everything finished within SHUTDOWN_TIMEOUT.
    */
   shutdown(): Promise<boolean> {
+    this.parser.close()
     const servers = [this.plain, this.tls].filter((s): s is Server => s !== undefined)
     return drain(servers, this.ctx, this.handler, this.options.settings.shutdownTimeoutMs).then(async (clean) => {
       if (clean) await this.pools.closeAll()
@@ -137,8 +172,8 @@ export class ProxyLifecycle {
     })
   }
 
-  private apply(config: ProxyConfig): CertificateUpdate {
-    this.ctx.apply(config)
+  private apply(config: ProxyConfig, table?: RouteTable): CertificateUpdate {
+    this.ctx.apply(config, table)
     return this.certificates.update(config.certificates, this.options.configDir)
   }
 

@@ -8,17 +8,24 @@
 
 import { earliest, type Route } from './route.ts'
 
+/** The prefix lengths of an index without `prefix` rules (shared: never changed). */
+const NO_LENGTHS: readonly number[] = []
+
 export class PathIndex {
+  // The maps are created with their first rule: a 10,000-host table has
+  // 10,000 indexes, most with one kind of rule, and an empty Map still costs
+  // ~100 bytes. Fewer objects also make the garbage collector's pauses
+  // shorter after a reload (it marks every live object).
   /** `exact`: the whole path, compared byte for byte. */
-  private readonly exact = new Map<string, Route>()
+  private exact: Map<string, Route> | undefined
   /**
    * `pathPrefix` (Kubernetes Prefix): keyed by the rule path without its
    * trailing slash, so `/foo` and `/foo/` share the key `/foo` and `/` is ''.
    */
-  private readonly segment = new Map<string, Route>()
+  private segment: Map<string, Route> | undefined
   /** `prefix` (string prefix): keyed by length, then by the prefix itself. */
-  private readonly prefixByLength = new Map<number, Map<string, Route>>()
-  private prefixLengths: number[] = []
+  private prefixByLength: Map<number, Map<string, Route>> | undefined
+  private prefixLengths: readonly number[] = NO_LENGTHS
   /** The routes in match order, for display. */
   readonly routes: Route[] = []
 
@@ -26,17 +33,18 @@ export class PathIndex {
     this.routes.push(route)
     switch (route.matchMode) {
       case 'exact':
-        keepFirst(this.exact, route.path, route)
+        keepFirst((this.exact ??= new Map<string, Route>()), route.path, route)
         break
       case 'pathPrefix':
-        keepFirst(this.segment, route.segmentKey, route)
+        keepFirst((this.segment ??= new Map<string, Route>()), route.segmentKey, route)
         break
       case 'prefix': {
-        let byPrefix = this.prefixByLength.get(route.path.length)
+        const byLength = (this.prefixByLength ??= new Map<number, Map<string, Route>>())
+        let byPrefix = byLength.get(route.path.length)
         if (!byPrefix) {
-          byPrefix = new Map()
-          this.prefixByLength.set(route.path.length, byPrefix)
-          this.prefixLengths = [...this.prefixByLength.keys()].sort((a, b) => a - b)
+          byPrefix = new Map<string, Route>()
+          byLength.set(route.path.length, byPrefix)
+          this.prefixLengths = [...byLength.keys()].sort((a, b) => a - b)
         }
         keepFirst(byPrefix, route.path, route)
         break
@@ -46,17 +54,18 @@ export class PathIndex {
 
   /** The first rule in file order whose path matches `path` (no query string). */
   match(path: string): Route | undefined {
-    let best = this.exact.get(path)
+    let best = this.exact?.get(path)
 
-    if (this.segment.size > 0) {
+    const segment = this.segment
+    if (segment !== undefined) {
       // Candidates are '' (the rule `/`), every prefix ending before a '/',
       // and the whole path: `/aaa/bbb` tries '', `/aaa`, `/aaa/bbb`.
-      best = earliest(best, this.segment.get(''))
+      best = earliest(best, segment.get(''))
       for (let i = path.indexOf('/', 1); i !== -1; i = path.indexOf('/', i + 1)) {
-        best = earliest(best, this.segment.get(path.slice(0, i)))
+        best = earliest(best, segment.get(path.slice(0, i)))
       }
       if (path.length > 1 && path.charCodeAt(path.length - 1) !== 47 /* '/' */) {
-        best = earliest(best, this.segment.get(path))
+        best = earliest(best, segment.get(path))
       }
     }
 
@@ -64,7 +73,7 @@ export class PathIndex {
     for (let i = 0; i < lengths.length; i++) {
       const len = lengths[i]!
       if (len > path.length) break
-      best = earliest(best, this.prefixByLength.get(len)!.get(len === path.length ? path : path.slice(0, len)))
+      best = earliest(best, this.prefixByLength!.get(len)!.get(len === path.length ? path : path.slice(0, len)))
     }
     return best
   }

@@ -37,9 +37,15 @@ export class Netns {
   readonly name = `np-test-${process.pid}`
   private readonly hostVeth = `npt${process.pid % 100000}h`
   private readonly nsVeth = `npt${process.pid % 100000}n`
+  /** The /24 used (three octets): SUBNET unless another is given (the cluster bench uses its own, so it can run next to the tests). */
+  readonly subnet: string
   private readonly servers = new Set<NetnsServer>()
   private readonly added = new Set<string>()
   private readonly cleanup = (): void => this.removeSync()
+
+  constructor(subnet = SUBNET) {
+    this.subnet = subnet
+  }
 
   /** Creates the namespace and the veth pair. */
   create(): void {
@@ -51,7 +57,7 @@ export class Netns {
     ip('netns', 'add', this.name)
     ip('link', 'add', this.hostVeth, 'type', 'veth', 'peer', 'name', this.nsVeth)
     ip('link', 'set', this.nsVeth, 'netns', this.name)
-    ip('addr', 'add', `${SUBNET}.1/24`, 'dev', this.hostVeth)
+    ip('addr', 'add', `${this.subnet}.1/24`, 'dev', this.hostVeth)
     ip('link', 'set', this.hostVeth, 'up')
     ip('netns', 'exec', this.name, 'ip', 'link', 'set', 'lo', 'up')
     ip('netns', 'exec', this.name, 'ip', 'link', 'set', this.nsVeth, 'up')

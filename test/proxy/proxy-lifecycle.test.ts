@@ -68,3 +68,94 @@ describe('ProxyLifecycle, in-process', () => {
     await assert.rejects(certificateName(https, 'a.example.com'))
   })
 })
+
+describe('ProxyLifecycle, reloading a config file', () => {
+  let a: Upstream
+  let b: Upstream
+  before(async () => {
+    a = await startUpstream({ handler: (_req, res) => res.end('A') })
+    b = await startUpstream({ handler: (_req, res) => res.end('B') })
+  })
+  after(async () => {
+    await a.close()
+    await b.close()
+  })
+
+  /** A hand-written YAML config: `/` goes to `target`, after `extra` rules for other hosts. */
+  const yamlConfig = (target: 'a' | 'b', extra = 0): string => {
+    let rules = ''
+    for (let i = 0; i < extra; i++) rules += `  - {upstream: ${target}, host: h${i}.example, path: /p${i % 10}, matchMode: pathPrefix}\n`
+    return `upstreams:\n  - {name: a, host: 127.0.0.1, port: ${a.port}}\n  - {name: b, host: 127.0.0.1, port: ${b.port}}\nrules:\n${rules}  - {upstream: ${target}, path: /}\n`
+  }
+
+  const start = async (text: string): Promise<{ proxy: ProxyLifecycle; get: () => Promise<string> }> => {
+    const proxy = new ProxyLifecycle({
+      settings: readProxySettings({ PORT: '0', WORKERS: '1' }),
+      log: pino({ level: 'silent' }),
+      config: parseConfig(text),
+      configDir: tempDir(),
+      ticketKeys: randomBytes(48),
+      shared: false,
+    })
+    const { http } = await proxy.listen()
+    const get = async (): Promise<string> => {
+      const reply = await send(`http://127.0.0.1:${http}/x`, { headers: { host: 'any.example' } })
+      return `${reply.status} ${reply.body}`
+    }
+    return { proxy, get }
+  }
+
+  it('serves requests with the table in force while a 10,000-rule file is parsed and compiled, then with the new one', async () => {
+    const { proxy, get } = await start(yamlConfig('a'))
+    try {
+      let settled = false
+      const reloading = proxy.reloadFile(Buffer.from(yamlConfig('b', 10_000)), 'config.yaml').finally(() => (settled = true))
+      const during: string[] = []
+      while (!settled) during.push(await get())
+      const reloaded = await reloading
+      assert.equal(reloaded?.config.rules.length, 10_001)
+      // A reload done on the request path would swap tables before the
+      // first request got an answer: none would be answered by the old one.
+      assert.ok(during.includes('200 A'), `no request was served while the new table was being built: ${during.join(', ')}`)
+      // Only the last request may have been answered after the swap; none failed.
+      assert.deepEqual(new Set(during.slice(0, -1)), new Set(['200 A']))
+      assert.equal(await get(), '200 B')
+    } finally {
+      await proxy.shutdown()
+    }
+  })
+
+  it('changes nothing for a file with problems: rejects naming each with its position, and the old table keeps serving', async () => {
+    const { proxy, get } = await start(yamlConfig('a'))
+    try {
+      const before = proxy.ctx.state
+      // 10,000 rules: a file large enough to be parsed on the worker thread.
+      const bad = yamlConfig('b', 10_000).replace('  - {upstream: b, path: /}', '  - {upstream: nowhere, path: /}')
+      await assert.rejects(proxy.reloadFile(Buffer.from(bad), 'config.yaml'), (err: Error) => {
+        assert.equal(err.name, 'ConfigError')
+        assert.match(err.message, /^config\.yaml:10005:16: rule 10001 names upstream "nowhere", which is not defined/)
+        return true
+      })
+      assert.equal(proxy.ctx.state, before)
+      assert.equal(await get(), '200 A')
+    } finally {
+      await proxy.shutdown()
+    }
+  })
+
+  it('never applies a build overtaken by a newer file: the newest file wins', async () => {
+    const { proxy, get } = await start(yamlConfig('a'))
+    try {
+      const controllerFile = (target: string): string =>
+        `# Written by the NanoProxy ingress controller from Ingress objects.\n{\n  "upstreams": [\n    {"name": "a", "host": "127.0.0.1", "port": ${a.port}},\n    {"name": "b", "host": "127.0.0.1", "port": ${b.port}}\n  ],\n  "rules": [\n    {"upstream": "${target}", "path": "/"}\n  ]\n}\n`
+      const older = proxy.reloadFile(Buffer.from(yamlConfig('b', 10_000)), 'config.yaml')
+      const newer = proxy.reloadFile(Buffer.from(controllerFile('a')), 'config.yaml')
+      assert.equal(await older, undefined)
+      assert.equal((await newer)?.config.rules.length, 1)
+      assert.equal(await get(), '200 A')
+      assert.equal(proxy.ctx.state.config.rules.length, 1)
+    } finally {
+      await proxy.shutdown()
+    }
+  })
+})

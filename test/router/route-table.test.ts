@@ -184,3 +184,34 @@ describe('routing: a large table', () => {
     assert.ok(checked > 1000)
   })
 })
+
+describe('routing: a table compiled in slices (reloads)', () => {
+  // Rules of every kind over many hosts, wildcards and any-host rules included.
+  const modes: MatchMode[] = ['prefix', 'exact', 'pathPrefix']
+  const rules: R[] = []
+  for (let i = 0; i < 3000; i++) {
+    const host = i % 7 === 0 ? '' : i % 5 === 0 ? `*.w${i % 11}.example` : `h${i % 400}.example`
+    rules.push({ host, path: `/p${i % 13}${i % 2 ? '/' : ''}`, matchMode: modes[i % 3]!, rawPath: i % 17 === 0 })
+  }
+  const config: ProxyConfig = {
+    upstreams: [{ name: 'u', host: 'u.example', port: 80, scheme: 'http', noHostRewrite: false }],
+    rules: rules.map((r) => ({ upstream: 'u', host: '', matchMode: 'prefix', stripPath: false, ...r })),
+  }
+
+  it('gives way between slices and answers every request as the table compiled at once does', async () => {
+    let pauses = 0
+    const sliced = await RouteTable.compile(config, {}, { sliceMs: 0, pause: () => ((pauses += 1), Promise.resolve()) })
+    const whole = new RouteTable(config)
+    assert.ok(pauses > 10, `only ${pauses} pauses`)
+    assert.equal(sliced.size, whole.size)
+    for (const host of ['h1.example', 'h399.example', 'a.w3.example', 'b.a.w3.example', 'other.example']) {
+      for (const path of ['/', '/p1', '/p1/', '/p12/x', '/p3x', '/p7/deep/er']) {
+        assert.equal(sliced.match(host, path)?.index, whole.match(host, path)?.index, `${host}${path}`)
+      }
+    }
+    assert.deepEqual(
+      sliced.describe().map((g) => [g.host, g.routes.map((r) => r.index)]),
+      whole.describe().map((g) => [g.host, g.routes.map((r) => r.index)]),
+    )
+  })
+})
