@@ -8,6 +8,7 @@ import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
+import { GatewayController } from '../controller/gateway-controller.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
 import { podIdentity } from '../controller/replica-peers.ts'
 import { createLogger, exitAfterLogs } from '../log.ts'
@@ -32,18 +33,29 @@ export async function runController(options: { config?: string | undefined }, en
   if (!cluster) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, 'the Kubernetes config names no current cluster')
   const configFile = configPath(options.config, env)
 
-  const controller = new IngressController({ ...settings, kubeConfig, log, configFile })
+  let gateways: GatewayController | undefined
+  const controller = new IngressController({ ...settings, kubeConfig, log, configFile, onSourceChange: () => gateways?.sourceChanged() })
+  if (settings.gatewayApi) {
+    gateways = new GatewayController({
+      kubeConfig,
+      log,
+      controllerName: settings.gatewayControllerName,
+      source: { services: () => controller.serviceList(), secrets: () => controller.secretList() },
+    })
+  }
   const health = createHealthServer(() => ({
     ready: controller.synced && controller.written,
     detail: { synced: controller.synced, written: controller.written, watch_failures: controller.watchFailures },
   }))
   const port = await listen(health, settings.port)
   controller.start()
+  gateways?.start()
   log.info(
     {
       version: VERSION,
       server: cluster.server,
       controller_name: settings.controllerName,
+      gateway_controller_name: settings.gatewayApi ? settings.gatewayControllerName : '(Gateway API off)',
       namespace: settings.namespace ?? '(all)',
       config: configFile,
       health_port: port,
@@ -56,7 +68,7 @@ export async function runController(options: { config?: string | undefined }, en
     log.info({ signal }, 'shutting down')
     health.close()
     void (async () => {
-      await controller.stop()
+      await Promise.all([controller.stop(), gateways?.stop()])
       if (settings.updateStatusOnShutdown) {
         // Bounded: the pod's grace period must not run out on a slow API server.
         const limit = new Promise<void>((r) => setTimeout(r, STATUS_ON_SHUTDOWN_LIMIT_MS).unref())

@@ -42,7 +42,8 @@ Connects with KUBECONFIG, ~/.kube/config or the in-cluster service account.
 Environment: CONTROLLER_NAME (benc-uk/nanoproxy), WATCH_NAMESPACE (all),
 CLUSTER_DOMAIN (cluster.local), PORT for /healthz and /readyz (9090),
 PUBLISH_SERVICE (namespace/name) or PUBLISH_ADDRESS (IPs/hostnames) for
-Ingress status, DEFAULT_TLS_SECRET (namespace/name), DEBUG.
+Ingress status, DEFAULT_TLS_SECRET (namespace/name), GATEWAY_API (false),
+GATEWAY_CONTROLLER_NAME (nanoproxy.io/gateway-controller), DEBUG.
 `,
   validate: `Usage: nanoproxy validate FILE
 

@@ -4,6 +4,7 @@ import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { logLevelProblem } from '../settings.ts'
 import type { TranslateOptions } from './snapshot.ts'
 import type { PublishSettings } from './status-updater.ts'
+import { DEFAULT_GATEWAY_CONTROLLER_NAME } from './gateway-status.ts'
 
 /**
  * The original NanoProxy's IngressClass controller name, so IngressClass
@@ -27,6 +28,10 @@ export interface ControllerSettings extends TranslateOptions {
   publish: PublishSettings
   /** Clear the published Ingress status when the last replica shuts down (UPDATE_STATUS_ON_SHUTDOWN). */
   updateStatusOnShutdown: boolean
+  /** GATEWAY_API=true: serve the Gateway API too, once its CRDs are served (docs/gateway-api.md). */
+  gatewayApi: boolean
+  /** GATEWAY_CONTROLLER_NAME: spec.controllerName of the GatewayClasses served. */
+  gatewayControllerName: string
   debug: boolean
 }
 
@@ -46,6 +51,13 @@ export function readControllerSettings(env: Record<string, string | undefined>):
   if (defaultTlsSecret !== undefined && !/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(defaultTlsSecret)) {
     problems.push(`DEFAULT_TLS_SECRET=${JSON.stringify(defaultTlsSecret)} is not valid: expected namespace/name`)
   }
+  const gatewayApi = (env.GATEWAY_API ?? '').trim().toLowerCase()
+  if (!['', 'true', 'false'].includes(gatewayApi)) problems.push(`GATEWAY_API=${JSON.stringify(env.GATEWAY_API)} is not valid: expected true or false`)
+  // gateway-api apis/v1 GatewayController: a domain-prefixed path (DOMAIN/PATH).
+  const gatewayControllerName = env.GATEWAY_CONTROLLER_NAME?.trim() || DEFAULT_GATEWAY_CONTROLLER_NAME
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(gatewayControllerName) || gatewayControllerName.length > 253) {
+    problems.push(`GATEWAY_CONTROLLER_NAME=${JSON.stringify(gatewayControllerName)} is not valid: expected a domain-prefixed path such as ${DEFAULT_GATEWAY_CONTROLLER_NAME}`)
+  }
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
@@ -55,6 +67,8 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     namespace: env.WATCH_NAMESPACE || undefined,
     publish: { service: publishService, addresses },
     updateStatusOnShutdown: onShutdown !== 'false',
+    gatewayApi: gatewayApi === 'true',
+    gatewayControllerName,
     debug: (env.DEBUG ?? '') !== '',
   }
 }

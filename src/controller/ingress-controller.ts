@@ -36,6 +36,8 @@ export interface ControllerOptions extends TranslateOptions {
   maxDelayMs?: number
   resyncMs?: number
   clock?: Clock
+  /** Told when a Service or TLS Secret changes (the Gateway API side reads the same caches). */
+  onSourceChange?: () => void
 }
 
 /** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
@@ -111,6 +113,7 @@ export class IngressController {
       log,
       onChange: (relevant, key) => {
         onChange(relevant)
+        opts.onSourceChange?.()
         // The publish Service's status is what Ingress status copies.
         if (key !== undefined && key === opts.publish.service && this.written) this.status.schedule()
       },
@@ -124,7 +127,10 @@ export class IngressController {
       kind: 'secrets',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant) => {
+        onChange(relevant)
+        opts.onSourceChange?.()
+      },
       resyncMs,
       list: () =>
         (namespace
@@ -208,6 +214,16 @@ export class IngressController {
     }
     const cleared = await this.status.clearPublished()
     log.info({ ingresses: cleared }, 'last replica: ingress status cleared')
+  }
+
+  /** The Services as last seen (shared with the Gateway API side). */
+  serviceList(): Service[] {
+    return this.services.list()
+  }
+
+  /** The TLS Secrets as last seen (shared with the Gateway API side). */
+  secretList(): Secret[] {
+    return this.secrets.list()
   }
 
   /** Counters of the status loop (for logs and tests). */

@@ -109,6 +109,12 @@ try {
     ])
     if (helm.code !== 0) throw new Error(`helm install failed (${helm.code}):\n${helm.stderr}`)
     await cluster.kubectlOk(['-n', NS, 'rollout', 'status', 'deployment/nanoproxy', '--timeout=180s'])
+    // The suite reads status.supportedFeatures once, at its start: wait for the controller to publish them.
+    const accepted = await cluster.kubectl(['wait', '--for=condition=Accepted', '--timeout=60s', `gatewayclass/${GATEWAY_CLASS}`])
+    if (accepted.code !== 0) {
+      const logs = await cluster.kubectl(['-n', NS, 'logs', 'deployment/nanoproxy', '-c', 'controller', '--tail=40'])
+      throw new Error(`GatewayClass ${GATEWAY_CLASS} not Accepted within 60 s: ${accepted.stderr}\ncontroller log:\n${logs.stdout}${logs.stderr}`)
+    }
   })
   status = await step('run the suite (GATEWAY-HTTP)', () => runSuite())
 } finally {
