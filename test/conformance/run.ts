@@ -171,6 +171,11 @@ function summarise(): void {
     for (const m of readFileSync(logFile, 'utf8').matchAll(/^\s*--- (PASS|FAIL|SKIP): TestConformance\/([A-Za-z0-9]+) /gm)) results.set(m[2]!, m[1]!)
     const by = (r: string): string[] => [...results].filter(([, v]) => v === r).map(([k]) => k)
     for (const r of ['PASS', 'FAIL', 'SKIP']) console.log(`[conformance] ${r} ${by(r).length}: ${by(r).join(' ')}`)
+    if (results.size === 0) {
+      // The suite's own set-up failed (testify prints "Messages:" with why).
+      const why = [...readFileSync(logFile, 'utf8').matchAll(/^\s*Messages:\s*(.*)$/gm)].map((m) => m[1]!)
+      console.log(`[conformance] no test ran: the suite's set-up failed${why.length > 0 ? `: ${why.join('; ')}` : ''}`)
+    }
   }
   if (!existsSync(reportFile)) {
     console.log('[conformance] no report written (the suite writes none when its set-up fails)')
