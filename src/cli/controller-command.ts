@@ -8,6 +8,7 @@ import { ERROR_CODES, NanoProxyError } from '../errors.ts'
 import { configPath } from '../config/config-file.ts'
 import { readControllerSettings } from '../controller/controller-settings.ts'
 import { createHealthServer } from '../controller/health-server.ts'
+import { GatewayController } from '../controller/gateway-controller.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
 import { LeaderElector, leaseApi } from '../controller/leader-election.ts'
 import { podIdentity } from '../controller/replica-peers.ts'
@@ -40,7 +41,8 @@ export async function runController(options: { config?: string | undefined }, en
   const { leaderElection } = settings
   let elector: LeaderElector | undefined
   if (leaderElection.enabled && !me) log.warn('leader election off: not running in a pod (no POD_NAME/POD_NAMESPACE); this controller writes status and Events alone')
-  const controller = new IngressController({ ...settings, kubeConfig, log, configFile, leading: !(leaderElection.enabled && me) })
+  let gateways: GatewayController | undefined
+  const controller = new IngressController({ ...settings, kubeConfig, log, configFile, leading: !(leaderElection.enabled && me), onSourceChange: () => gateways?.sourceChanged() })
   if (leaderElection.enabled && me) {
     elector = new LeaderElector({
       ...leaderElection,
@@ -51,6 +53,14 @@ export async function runController(options: { config?: string | undefined }, en
       onChange: (leading) => controller.setLeading(leading),
     })
   }
+  if (settings.gatewayApi) {
+    gateways = new GatewayController({
+      kubeConfig,
+      log,
+      controllerName: settings.gatewayControllerName,
+      source: { services: () => controller.serviceList(), secrets: () => controller.secretList() },
+    })
+  }
   const health = createHealthServer(() => ({
     ready: controller.synced && controller.written,
     detail: { synced: controller.synced, written: controller.written, leading: controller.leading, watch_failures: controller.watchFailures },
@@ -58,11 +68,13 @@ export async function runController(options: { config?: string | undefined }, en
   const port = await listen(health, settings.port)
   controller.start()
   elector?.start()
+  gateways?.start()
   log.info(
     {
       version: VERSION,
       server: cluster.server,
       controller_name: settings.controllerName,
+      gateway_controller_name: settings.gatewayApi ? settings.gatewayControllerName : '(Gateway API off)',
       namespace: settings.namespace ?? '(all)',
       config: configFile,
       health_port: port,
@@ -76,7 +88,7 @@ export async function runController(options: { config?: string | undefined }, en
     log.info({ signal }, 'shutting down')
     health.close()
     void (async () => {
-      await controller.stop()
+      await Promise.all([controller.stop(), gateways?.stop()])
       if (settings.updateStatusOnShutdown) {
         // Bounded: the pod's grace period must not run out on a slow API server.
         const limit = new Promise<void>((r) => setTimeout(r, STATUS_ON_SHUTDOWN_LIMIT_MS).unref())

@@ -5,6 +5,7 @@ import { logLevelProblem } from '../settings.ts'
 import { DEFAULT_TIMINGS, timingsProblem, type LeaderElectionTimings } from './leader-election.ts'
 import type { HstsPolicy, TranslateOptions } from './snapshot.ts'
 import type { PublishSettings } from './status-updater.ts'
+import { DEFAULT_GATEWAY_CONTROLLER_NAME } from './gateway-status.ts'
 
 /**
  * The original NanoProxy's IngressClass controller name, so IngressClass
@@ -61,6 +62,10 @@ export interface ControllerSettings extends TranslateOptions {
   /** Clear the published Ingress status when the last replica shuts down (UPDATE_STATUS_ON_SHUTDOWN). */
   updateStatusOnShutdown: boolean
   leaderElection: LeaderElectionSettings
+  /** GATEWAY_API=true: serve the Gateway API too, once its CRDs are served (docs/gateway-api.md). */
+  gatewayApi: boolean
+  /** GATEWAY_CONTROLLER_NAME: spec.controllerName of the GatewayClasses served. */
+  gatewayControllerName: string
   debug: boolean
 }
 
@@ -126,6 +131,13 @@ export function readControllerSettings(env: Record<string, string | undefined>):
   }
   hstsSettings(env, problems)
   const leaderElection = readLeaderElection(env, problems)
+  const gatewayApi = (env.GATEWAY_API ?? '').trim().toLowerCase()
+  if (!['', 'true', 'false'].includes(gatewayApi)) problems.push(`GATEWAY_API=${JSON.stringify(env.GATEWAY_API)} is not valid: expected true or false`)
+  // gateway-api apis/v1 GatewayController: a domain-prefixed path (DOMAIN/PATH).
+  const gatewayControllerName = env.GATEWAY_CONTROLLER_NAME?.trim() || DEFAULT_GATEWAY_CONTROLLER_NAME
+  if (!/^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*\/[A-Za-z0-9/\-._~%!$&'()*+,;=:]+$/.test(gatewayControllerName) || gatewayControllerName.length > 253) {
+    problems.push(`GATEWAY_CONTROLLER_NAME=${JSON.stringify(gatewayControllerName)} is not valid: expected a domain-prefixed path such as ${DEFAULT_GATEWAY_CONTROLLER_NAME}`)
+  }
   const logProblem = logLevelProblem(env)
   if (logProblem) problems.push(logProblem)
   if (problems.length > 0) throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
@@ -136,6 +148,8 @@ export function readControllerSettings(env: Record<string, string | undefined>):
     publish: { service: publishService, addresses },
     updateStatusOnShutdown: onShutdown !== 'false',
     leaderElection,
+    gatewayApi: gatewayApi === 'true',
+    gatewayControllerName,
     debug: (env.DEBUG ?? '') !== '',
   }
 }

@@ -46,6 +46,8 @@ export interface ControllerOptions extends TranslateOptions {
    * setLeading(); without, it is the only one (true).
    */
   leading?: boolean
+  /** Told when a Service or TLS Secret changes (the Gateway API side reads the same caches). */
+  onSourceChange?: () => void
 }
 
 /** Quiet time and ceiling of the rebuild debounce; see debouncer.ts and docs/kubernetes.md. */
@@ -123,6 +125,7 @@ export class IngressController {
       log,
       onChange: (relevant, key) => {
         onChange(relevant)
+        opts.onSourceChange?.()
         // The publish Service's status is what Ingress status copies.
         if (key !== undefined && key === opts.publish.service && this.written) this.status.schedule()
       },
@@ -136,7 +139,10 @@ export class IngressController {
       kind: 'secrets',
       kubeConfig,
       log,
-      onChange,
+      onChange: (relevant) => {
+        onChange(relevant)
+        opts.onSourceChange?.()
+      },
       resyncMs,
       list: () =>
         (namespace
@@ -243,6 +249,16 @@ export class IngressController {
     }
     const cleared = await this.status.clearPublished()
     log.info({ ingresses: cleared }, 'last replica: ingress status cleared')
+  }
+
+  /** The Services as last seen (shared with the Gateway API side). */
+  serviceList(): Service[] {
+    return this.services.list()
+  }
+
+  /** The TLS Secrets as last seen (shared with the Gateway API side). */
+  secretList(): Secret[] {
+    return this.secrets.list()
   }
 
   /** Counters of the status loop (for logs and tests). */

@@ -1,4 +1,4 @@
-// The controller's settings from the environment: UPDATE_STATUS_ON_SHUTDOWN, HSTS, leader election.
+// The controller's settings from the environment: UPDATE_STATUS_ON_SHUTDOWN, HSTS, leader election, GATEWAY_API, GATEWAY_CONTROLLER_NAME.
 
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
@@ -60,5 +60,21 @@ describe('leader election settings', () => {
     assert.throws(() => readControllerSettings({ LEADER_ELECTION_RETRY_PERIOD: 'soon' }), /LEADER_ELECTION_RETRY_PERIOD="soon" is not valid: expected a number of seconds greater than 0/)
     assert.throws(() => readControllerSettings({ LEADER_ELECTION_LEASE: 'Not_A_Name' }), /LEADER_ELECTION_LEASE="Not_A_Name" is not valid/)
     assert.throws(() => readControllerSettings({ LEADER_ELECTION: 'yes' }), /LEADER_ELECTION="yes" is not valid: expected true or false/)
+  })
+})
+
+describe('GATEWAY_API and GATEWAY_CONTROLLER_NAME', () => {
+  it('leave the Gateway API off unless GATEWAY_API is true, with nanoproxy.io/gateway-controller as the GatewayClass controller name', () => {
+    assert.equal(readControllerSettings({}).gatewayApi, false)
+    assert.equal(readControllerSettings({ GATEWAY_API: 'TRUE' }).gatewayApi, true)
+    assert.equal(readControllerSettings({}).gatewayControllerName, 'nanoproxy.io/gateway-controller')
+    assert.equal(readControllerSettings({ GATEWAY_CONTROLLER_NAME: 'example.com/gateway' }).gatewayControllerName, 'example.com/gateway')
+  })
+
+  it('stop the controller at start-up with a clear message for a value that is not true/false, or a controller name that is not a domain-prefixed path', () => {
+    assert.throws(() => readControllerSettings({ GATEWAY_API: 'yes', GATEWAY_CONTROLLER_NAME: 'no-domain' }), {
+      message:
+        'GATEWAY_API="yes" is not valid: expected true or false\nGATEWAY_CONTROLLER_NAME="no-domain" is not valid: expected a domain-prefixed path such as nanoproxy.io/gateway-controller',
+    })
   })
 })

@@ -211,6 +211,27 @@ describe('the Helm chart', () => {
     assert.deepEqual(sources.map((s) => Object.keys(s)[0]), ['serviceAccountToken', 'configMap', 'downwardAPI'])
   })
 
+  it('with gatewayAPI.enabled, adds a GatewayClass for its controller name, read access to the Gateway API kinds and namespaces, status patches, and GATEWAY_API to the controller; without it, none of them', () => {
+    const off = renderChart({ release: 'edge', namespace: 'ingress' })
+    assert.ok(!kinds(off).includes('GatewayClass/nanoproxy'))
+    assert.equal(envOf(container(off, 'controller')).GATEWAY_API, undefined)
+    assert.ok(!JSON.stringify(find<V1ClusterRole>(off, 'ClusterRole').rules).includes('gateway.networking.k8s.io'))
+
+    const on = renderChart({ release: 'edge', namespace: 'ingress', values: { gatewayAPI: { enabled: true, controllerName: 'example.com/gw', gatewayClass: { name: 'public' } } } })
+    const gc = find<{ metadata: { name: string }; spec: { controllerName: string } }>(on, 'GatewayClass')
+    assert.deepEqual([gc.metadata.name, gc.spec.controllerName], ['public', 'example.com/gw'])
+    const env = envOf(container(on, 'controller'))
+    assert.deepEqual([env.GATEWAY_API, env.GATEWAY_CONTROLLER_NAME], ['true', 'example.com/gw'])
+    const added = find<V1ClusterRole>(on, 'ClusterRole').rules!.slice(find<V1ClusterRole>(off, 'ClusterRole').rules!.length - 1, -1)
+    assert.deepEqual(added, [
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses', 'gateways', 'httproutes', 'referencegrants'], verbs: ['list', 'watch'] },
+      { apiGroups: ['gateway.networking.k8s.io'], resources: ['gatewayclasses/status', 'gateways/status', 'httproutes/status'], verbs: ['patch'] },
+      { apiGroups: [''], resources: ['namespaces'], verbs: ['list', 'watch'] },
+    ])
+    const noClass = renderChart({ values: { gatewayAPI: { enabled: true, gatewayClass: { create: false } } } })
+    assert.ok(!noClass.some((o) => o.kind === 'GatewayClass'))
+  })
+
   it('grants exactly the rules of deploy/rbac.yaml, to the chart\'s ServiceAccount in the release namespace', () => {
     const reference = parseManifests(readFileSync(join(ROOT, 'deploy/rbac.yaml'), 'utf8'))
     const objects = renderChart({ release: 'edge', namespace: 'ingress' })

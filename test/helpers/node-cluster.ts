@@ -500,11 +500,11 @@ export class NodeCluster {
   }
   private imageFiles: string[] = []
 
-  private constructor(bin: string, images: Record<string, string>, load: (keyof ImageList)[]) {
+  private constructor(bin: string, images: Record<string, string>, load: (keyof ImageList)[], extraArchives: readonly string[]) {
     this.bin = bin
     this.images = { pause: images.pause!, echo: images.echo!, nanoproxy: images.nanoproxy! }
     // Importing NanoProxy's 318 MB image takes most of the ~14 s of imports.
-    this.imageFiles = [...new Set<keyof ImageList>(['pause', ...load])].map((k) => this.images[k].split(' ')[1]!)
+    this.imageFiles = [...[...new Set<keyof ImageList>(['pause', ...load])].map((k) => this.images[k].split(' ')[1]!), ...extraArchives]
     mkdirSync('/var/tmp', { recursive: true })
     this.dir = mkdtempSync('/var/tmp/nanoproxy-node-')
   }
@@ -518,8 +518,11 @@ export class NodeCluster {
     return `https://${NODE_IP}:${this.apiPort}`
   }
 
-  /** Builds what is missing (binaries, images), then starts the cluster and waits for a Ready node. */
-  static async start(opts: { lockWaitMs?: number; images?: (keyof ImageList)[] } = {}): Promise<NodeCluster> {
+  /**
+   * Builds what is missing (binaries, images), then starts the cluster and waits for a Ready node.
+   * `extraArchives`: more image archives to import (e.g. the Gateway API conformance suite's images).
+   */
+  static async start(opts: { lockWaitMs?: number; images?: (keyof ImageList)[]; extraArchives?: readonly string[] } = {}): Promise<NodeCluster> {
     const reason = nodeClusterSkipReason()
     if (reason) throw new Error(`the node cluster cannot run here: ${reason}`)
     const env = { ...process.env, PATH: `${process.env.PATH}:/usr/local/go/bin` }
@@ -530,7 +533,7 @@ export class NodeCluster {
       const name = line.split(' ')[0]!
       images[name.includes('/pause:') ? 'pause' : name.includes('/echo:') ? 'echo' : 'nanoproxy'] = line
     }
-    const cluster = new NodeCluster(bin, images, opts.images ?? ['pause', 'echo', 'nanoproxy'])
+    const cluster = new NodeCluster(bin, images, opts.images ?? ['pause', 'echo', 'nanoproxy'], opts.extraArchives ?? [])
     try {
       await cluster.boot(opts.lockWaitMs ?? 15 * 60_000)
     } catch (e) {
