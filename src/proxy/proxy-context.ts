@@ -5,6 +5,7 @@ import { hostname } from 'node:os'
 import type { ProxyConfig } from '../config/schema.ts'
 import { ERROR_CODES, httpStatusFor, type NanoProxyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import type { ProxyMetrics } from '../metrics/proxy-metrics.ts'
 import { RouteTable } from '../router/route-table.ts'
 import type { ProxySettings } from '../settings.ts'
 import { VERSION } from '../version.ts'
@@ -69,6 +70,8 @@ export class ProxyContext {
   readonly pools: UpstreamPools
   /** `X-Proxy` and `X-Proxy-Instance` lines, as the original NanoProxy sends them. */
   readonly identity: string
+  /** Counters for /metrics and the dashboard; undefined when ADMIN_PORT is off (nothing is counted). */
+  readonly metrics: ProxyMetrics | undefined
   /** Set on SIGTERM: responses then close their connections. */
   draining = false
   /**
@@ -77,10 +80,11 @@ export class ProxyContext {
    */
   state: RoutingState
 
-  constructor(settings: ProxySettings, log: Logger, pools: UpstreamPools) {
+  constructor(settings: ProxySettings, log: Logger, pools: UpstreamPools, metrics?: ProxyMetrics) {
     this.settings = settings
     this.log = log
     this.pools = pools
+    this.metrics = metrics
     this.identity = `x-proxy: NanoProxy/${VERSION}\r\nx-proxy-instance: ${hostname()}\r\n`
     this.state = this.buildState({ upstreams: [], rules: [] })
   }
@@ -88,6 +92,7 @@ export class ProxyContext {
   /** Compiles `config` and makes it the one new requests use. */
   apply(config: ProxyConfig): RoutingState {
     this.state = this.buildState(config)
+    this.metrics?.configLoaded(config.rules)
     return this.state
   }
 

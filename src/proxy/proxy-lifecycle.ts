@@ -6,6 +6,7 @@
 import type { Server } from 'node:net'
 import type { ProxyConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
+import { ProxyMetrics, type ProxyGauges } from '../metrics/proxy-metrics.ts'
 import { DEFAULT_HTTPS_PORT, type ProxySettings } from '../settings.ts'
 import { CertificateStore, type CertificateUpdate, type KeyPair } from './certificate-store.ts'
 import { DeadlineSweeper } from './deadlines.ts'
@@ -54,7 +55,7 @@ export class ProxyLifecycle {
     const { settings, log } = options
     const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
     this.pools = new UpstreamPools(settings, log, sweeper)
-    this.ctx = new ProxyContext(settings, log, this.pools)
+    this.ctx = new ProxyContext(settings, log, this.pools, settings.adminPort === undefined ? undefined : new ProxyMetrics())
     this.handler = new RequestHandler(this.ctx, sweeper)
     this.ticketKeys = options.ticketKeys
     this.certificates = new CertificateStore(log)
@@ -63,6 +64,24 @@ export class ProxyLifecycle {
     }
     if (options.certPathPair) this.certificates.setCertPathPair(options.certPathPair)
     this.apply(options.config)
+    if (this.ctx.metrics !== undefined) this.ctx.metrics.gauges = () => this.gauges()
+  }
+
+  /** What metrics read from the running proxy at scrape time. */
+  gauges(): ProxyGauges {
+    const now = Date.now()
+    const servers = [...this.pools.servers()].map((pool) => ({
+      upstream: pool.name,
+      server: pool.origin,
+      open: pool.openCount,
+      idle: pool.idleCount,
+      connectFailures: pool.connectFailures,
+      retries: pool.retries,
+      ejections: pool.ejections,
+      healthy: pool.health.available(now),
+    }))
+    const { config } = this.ctx.state
+    return { openConnections: this.handler.openConnections, rules: config.rules.length, upstreams: config.upstreams.length, servers, certificates: this.certificates.expiries }
   }
 
   /**

@@ -38,6 +38,7 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
       SNICallback: (servername, callback) => callback(null, store.contextFor(servername)),
     },
     (socket: TLSSocket) => {
+      if (ctx.metrics !== undefined) ctx.metrics.tlsHandshakes++
       socket.setNoDelay(true)
       new ClientConnection(handler, socket, 'https')
     },
@@ -47,6 +48,7 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
   server.on('connection', (socket: Socket) => handler.trackHandshake(socket))
   server.on('tlsClientError', (err: Error, socket: Socket) => {
     ctx.log.debug({ err, client: socket.remoteAddress }, 'TLS handshake with client failed')
+    if (ctx.metrics !== undefined) ctx.metrics.tlsFailures++
     // Node reports a handshake timeout or failure here but leaves the
     // socket open: without this a client could hold it forever.
     socket.destroy()
