@@ -11,6 +11,7 @@ import { createHealthServer } from '../controller/health-server.ts'
 import { IngressController } from '../controller/ingress-controller.ts'
 import { podIdentity } from '../controller/replica-peers.ts'
 import { createLogger, exitAfterLogs } from '../log.ts'
+import { ControllerMetrics } from '../metrics/controller-metrics.ts'
 import { listen } from '../proxy/server.ts'
 import { VERSION } from '../version.ts'
 
@@ -33,10 +34,15 @@ export async function runController(options: { config?: string | undefined }, en
   const configFile = configPath(options.config, env)
 
   const controller = new IngressController({ ...settings, kubeConfig, log, configFile })
-  const health = createHealthServer(() => ({
-    ready: controller.synced && controller.written,
-    detail: { synced: controller.synced, written: controller.written, watch_failures: controller.watchFailures },
-  }))
+  // Leader election sets the leader gauge with metrics.setLeader().
+  const metrics = new ControllerMetrics(controller)
+  const health = createHealthServer(
+    () => ({
+      ready: controller.synced && controller.written,
+      detail: { synced: controller.synced, written: controller.written, watch_failures: controller.watchFailures },
+    }),
+    () => metrics.families(),
+  )
   const port = await listen(health, settings.port)
   controller.start()
   log.info(

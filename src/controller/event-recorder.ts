@@ -17,6 +17,9 @@ export class EventRecorder {
   private readonly api: CoreV1Api
   private readonly log: Logger
   private reported = new Set<string>()
+  /** Events the API server accepted, and those it refused (metrics). */
+  sent = 0
+  failed = 0
 
   constructor(kubeConfig: KubeConfig, log: Logger) {
     this.api = kubeConfig.makeApiClient(CoreV1Api)
@@ -54,8 +57,10 @@ export class EventRecorder {
             count: 1,
           },
         })
+        this.sent++
       } catch (err) {
         // Not fatal: the log line above carries the same message.
+        this.failed++
         this.log.warn({ err: (err as Error).message, ingress: `${d.namespace}/${d.name}` }, 'could not record event')
       }
     }
