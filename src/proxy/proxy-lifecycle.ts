@@ -6,7 +6,7 @@
 import type { Server } from 'node:net'
 import type { ProxyConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
-import { ProxyMetrics, type ProxyGauges } from '../metrics/proxy-metrics.ts'
+import { ProxyMetrics, type ProxyGauges, type ServerGauges } from '../metrics/proxy-metrics.ts'
 import { DEFAULT_HTTPS_PORT, type ProxySettings } from '../settings.ts'
 import { CertificateStore, type CertificateUpdate, type KeyPair } from './certificate-store.ts'
 import { DeadlineSweeper } from './deadlines.ts'
@@ -70,17 +70,24 @@ export class ProxyLifecycle {
   /** What metrics read from the running proxy at scrape time. */
   gauges(): ProxyGauges {
     const now = Date.now()
-    const servers = [...this.pools.servers()].map((pool) => ({
-      upstream: pool.name,
-      server: pool.origin,
-      open: pool.openCount,
-      idle: pool.idleCount,
-      connectFailures: pool.connectFailures,
-      retries: pool.retries,
-      ejections: pool.ejections,
-      healthy: pool.health.available(now),
-    }))
-    const { config } = this.ctx.state
+    const { config, upstreams } = this.ctx.state
+    // By upstream, then server. Two upstreams naming the same server share
+    // its pool (upstream-pools.ts): its numbers then appear under both.
+    const servers: ServerGauges[] = []
+    for (const [name, upstream] of upstreams) {
+      for (const { pool } of upstream.balancer.servers) {
+        servers.push({
+          upstream: name,
+          server: pool.origin,
+          open: pool.openCount,
+          idle: pool.idleCount,
+          connectFailures: pool.connectFailures,
+          retries: pool.retries,
+          ejections: pool.ejections,
+          healthy: pool.health.available(now),
+        })
+      }
+    }
     return { openConnections: this.handler.openConnections, rules: config.rules.length, upstreams: config.upstreams.length, servers, certificates: this.certificates.expiries }
   }
 

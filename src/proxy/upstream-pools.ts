@@ -132,11 +132,6 @@ export class UpstreamPools {
     })
   }
 
-  /** The pools of every server in use now (metrics, dashboard). */
-  servers(): IterableIterator<UpstreamPool> {
-    return this.pools.values()
-  }
-
   /** Closes every pool once running requests finish (used at shutdown). */
   async closeAll(): Promise<void> {
     this.dns.stop()
