@@ -2,17 +2,33 @@
 // over HTTP after known traffic, the way Prometheus reads it.
 
 import assert from 'node:assert/strict'
-import { writeFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
+import { connect } from 'node:net'
+import { X509Certificate } from 'node:crypto'
+import { join } from 'node:path'
 import { after, before, describe, it } from 'node:test'
 import { send } from '../helpers/http-client.ts'
 import { scrape } from '../helpers/metrics-scrape.ts'
 import { freePort } from '../helpers/ports.ts'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
-import { startUpstream, type Upstream } from '../helpers/upstreams.ts'
+import { startUpstream, startWebSocketEcho, type Upstream } from '../helpers/upstreams.ts'
+import { createPki } from '../helpers/certs.ts'
+import WebSocket from 'ws'
 
 async function adminPort(proxy: ProxyProcess): Promise<number> {
   const line = await proxy.waitForLog((l) => typeof l.admin_port === 'number', 10_000)
   return line.admin_port as number
+}
+
+/** Scrapes until `name` is `want` (the proxy sees a connection open or close a moment after the client does); 3 s at most. */
+async function untilValue(admin: number, name: string, want: number): Promise<void> {
+  const started = Date.now()
+  for (;;) {
+    const value = (await scrape(admin)).value(name)
+    if (value === want) return
+    if (Date.now() - started > 3000) assert.equal(value, want, name)
+    await new Promise((r) => setTimeout(r, 20))
+  }
 }
 
 function appConfig(port: number, extra = ''): string {
@@ -70,7 +86,14 @@ describe('proxy metrics on the admin port', () => {
     assert.equal(m.value('nanoproxy_upstream_connections', { upstream: 'app', server, state: 'open' }), 1, 'one kept-alive connection served them all')
     assert.equal(m.value('nanoproxy_upstream_connections', { upstream: 'app', server, state: 'idle' }), 1)
     assert.equal(m.value('nanoproxy_upstream_server_healthy', { server }), 1)
-    assert.equal(m.value('nanoproxy_client_connections'), 0)
+  })
+
+  it('counts the client connections open now', async () => {
+    const socket = connect(proxy.port, '127.0.0.1')
+    await new Promise((resolve) => socket.once('connect', resolve))
+    await untilValue(admin, 'nanoproxy_client_connections', 1)
+    socket.destroy()
+    await untilValue(admin, 'nanoproxy_client_connections', 0)
   })
 
   it('counts a rejected config and keeps the time of the last good one', async () => {
@@ -122,6 +145,57 @@ rules:
       assert.equal(m.value('nanoproxy_upstream_server_healthy', deadServer), 0)
       assert.equal(m.value('nanoproxy_upstream_connect_failures_total', { server: `http://127.0.0.1:${up.port}` }), 0)
       assert.equal(m.value('nanoproxy_requests_total', { status: '2xx' }), 8)
+    } finally {
+      await proxy.stop()
+      await up.close()
+    }
+  })
+})
+
+describe('TLS and WebSocket metrics', () => {
+  it('counts TLS handshakes and failed ones, and exports each host\'s certificate expiry', async () => {
+    const up = await startUpstream()
+    const pki = createPki()
+    const cert = pki.issue(['secure.example'])
+    const proxy = await startProxy({
+      config: `upstreams:\n  - name: app\n    servers: [{ host: 127.0.0.1, port: ${up.port} }]\nrules:\n  - { path: /, upstream: app }\ncertificates:\n  - { hosts: [secure.example], certFile: ${join(cert.dir, 'cert.pem')}, keyFile: ${join(cert.dir, 'key.pem')} }\n`,
+      env: { ADMIN_PORT: '0', HTTPS_PORT: '0' },
+    })
+    try {
+      const admin = await adminPort(proxy)
+      for (let i = 0; i < 2; i++) {
+        assert.equal((await send(`https://127.0.0.1:${proxy.httpsPort}/t${i}`, { ca: pki.caCert, servername: 'secure.example', headers: { host: 'secure.example' } })).status, 200)
+      }
+      // Not TLS at all: the handshake fails.
+      await new Promise<void>((resolve) => {
+        const socket = connect(proxy.httpsPort, '127.0.0.1', () => socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n'))
+        socket.on('error', () => resolve()).on('close', () => resolve())
+        socket.resume()
+      })
+      const m = await scrape(admin)
+      assert.equal(m.value('nanoproxy_tls_handshakes_total'), 2)
+      assert.equal(m.value('nanoproxy_tls_handshake_failures_total'), 1)
+      const expires = Math.floor(Date.parse(new X509Certificate(readFileSync(join(cert.dir, 'cert.pem'))).validTo) / 1000)
+      assert.equal(m.value('nanoproxy_certificate_expiry_timestamp_seconds', { host: 'secure.example' }), expires)
+    } finally {
+      await proxy.stop()
+      await up.close()
+    }
+  })
+
+  it('shows a WebSocket tunnel as open while it lasts, then counts it as a 101', async () => {
+    const up = await startWebSocketEcho()
+    const proxy = await startProxy({ config: `upstreams:\n  - name: ws\n    servers: [{ host: 127.0.0.1, port: ${up.port} }]\nrules:\n  - { path: /, upstream: ws }\n`, env: { ADMIN_PORT: '0' } })
+    try {
+      const admin = await adminPort(proxy)
+      const client = new WebSocket(`ws://127.0.0.1:${proxy.port}/chat`)
+      await new Promise((resolve, reject) => client.once('open', resolve).once('error', reject))
+      assert.equal((await scrape(admin)).value('nanoproxy_websocket_tunnels'), 1)
+      client.close()
+      await proxy.waitForLog((l) => l.msg === 'request' && l.status === 101)
+      const m = await scrape(admin)
+      assert.equal(m.value('nanoproxy_websocket_tunnels'), 0)
+      assert.equal(m.value('nanoproxy_requests_total', { upstream: 'ws', status: '1xx' }), 1)
     } finally {
       await proxy.stop()
       await up.close()
