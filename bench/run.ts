@@ -10,6 +10,8 @@
 // run, and requests per proxy CPU-second.
 //
 // Usage: npm run bench [-- --rounds N --duration S --only small,ws,tls --quick]
+// `--only metrics`: the small-response scenario with metrics off and on
+// (ADMIN_PORT unset / set), alternating (bench/metrics-cost.ts).
 // `--only tls` runs the TLS scenarios (bench/tls-scenarios.ts): keep-alive
 // HTTPS and handshakes against nginx, and 1,000 host certificates.
 // `--only cluster` runs the controller at cluster scale against a real
@@ -369,6 +371,13 @@ backend ws
     // Rows of their own: the table takes the median of each metric over the rows that have it.
     for (const [name, rows] of await tlsComparison(kit)) results.set(name, [...(results.get(name) ?? []), ...rows])
     Object.assign(extras, await tlsThousandCertificates(kit))
+  }
+  if (ONLY === undefined || ONLY.has('metrics')) {
+    const { metricsCost } = await import('./metrics-cost.ts')
+    const kit = { work, root: ROOT, nginxBin, upstreamPort: up, duration: DURATION, rounds: ROUNDS, proxyCpu: PROXY_CPU, nanoproxyEnv: NANOPROXY_ENV, pinned, nanoproxyWithLogs, reloadTime, wrk, cpuSeconds, rssMiB, childPids, waitForPort, freePort, stop }
+    const cost = await metricsCost(kit)
+    for (const [name, rows] of cost.rows) results.set(name, [...(results.get(name) ?? []), ...rows])
+    Object.assign(extras, cost.extras)
   }
   await stop(upstream)
   await stop(wsEcho)

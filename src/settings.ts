@@ -56,6 +56,12 @@ export interface ProxySettings {
   rawPaths: boolean
   /** ALLOW_UNDERSCORES_IN_HEADERS: pass on request headers whose names contain `_` (dropped by default). */
   allowUnderscoresInHeaders: boolean
+  /**
+   * ADMIN_PORT: the port of /metrics and the dashboard (docs/operations.md,
+   * "Metrics and dashboard"); undefined when unset or `off`, and then
+   * nothing is counted. 0 picks a free port (tests).
+   */
+  adminPort: number | undefined
 }
 
 type Env = Record<string, string | undefined>
@@ -85,6 +91,8 @@ export function readProxySettings(env: Env): ProxySettings {
   const httpsPortText = env.HTTPS_PORT?.trim() ?? ''
   const httpsPort = httpsPortText === '' ? undefined : num('HTTPS_PORT', 8443, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number 0-65535')
   const httpsRedirectPort = num('HTTPS_REDIRECT_PORT', 443, (n) => Number.isInteger(n) && n >= 1 && n <= 65535, 'a port number 1-65535')
+  const adminText = (env.ADMIN_PORT ?? '').trim().toLowerCase()
+  const adminPort = adminText === '' || adminText === 'off' || adminText === 'false' || adminText === 'no' ? undefined : num('ADMIN_PORT', 0, (n) => Number.isInteger(n) && n >= 0 && n <= 65535, 'a port number 0-65535, or off')
   const workers = num('WORKERS', availableParallelism(), (n) => Number.isInteger(n) && n >= 1 && n <= 256, 'a whole number of processes, 1-256')
 
   const trustedProxiesText = (env.TRUSTED_PROXIES ?? '')
@@ -124,6 +132,7 @@ export function readProxySettings(env: Env): ProxySettings {
   if (logProblem) problems.push(logProblem)
 
   if (httpsPort !== undefined && httpsPort !== 0 && httpsPort === port) problems.push(`HTTPS_PORT=${httpsPort} is the same as PORT: plain HTTP and HTTPS need a port each`)
+  if (adminPort !== undefined && adminPort !== 0 && (adminPort === port || adminPort === httpsPort)) problems.push(`ADMIN_PORT=${adminPort} is the same as PORT or HTTPS_PORT: the admin port is separate from traffic`)
   if (problems.length > 0) {
     throw new NanoProxyError(ERROR_CODES.SETTINGS_INVALID, problems.join('\n'))
   }
@@ -148,6 +157,7 @@ export function readProxySettings(env: Env): ProxySettings {
     workers,
     rawPaths,
     allowUnderscoresInHeaders,
+    adminPort,
   }
 }
 

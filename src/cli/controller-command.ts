@@ -13,6 +13,7 @@ import { IngressController } from '../controller/ingress-controller.ts'
 import { LeaderElector, leaseApi } from '../controller/leader-election.ts'
 import { podIdentity } from '../controller/replica-peers.ts'
 import { createLogger, exitAfterLogs } from '../log.ts'
+import { ControllerMetrics } from '../metrics/controller-metrics.ts'
 import { listen } from '../proxy/server.ts'
 import { VERSION } from '../version.ts'
 
@@ -43,6 +44,8 @@ export async function runController(options: { config?: string | undefined }, en
   if (leaderElection.enabled && !me) log.warn('leader election off: not running in a pod (no POD_NAME/POD_NAMESPACE); this controller writes status and Events alone')
   let gateways: GatewayController | undefined
   const controller = new IngressController({ ...settings, kubeConfig, log, configFile, leading: !(leaderElection.enabled && me), onSourceChange: () => gateways?.sourceChanged() })
+  const metrics = new ControllerMetrics(controller)
+  metrics.setLeader(controller.leading)
   if (leaderElection.enabled && me) {
     elector = new LeaderElector({
       ...leaderElection,
@@ -50,7 +53,10 @@ export async function runController(options: { config?: string | undefined }, en
       lease: `${me.namespace}/${leaderElection.leaseName}`,
       identity: me.name,
       log,
-      onChange: (leading) => controller.setLeading(leading),
+      onChange: (leading) => {
+        controller.setLeading(leading)
+        metrics.setLeader(leading)
+      },
     })
   }
   if (settings.gatewayApi) {
@@ -61,10 +67,13 @@ export async function runController(options: { config?: string | undefined }, en
       source: { services: () => controller.serviceList(), secrets: () => controller.secretList() },
     })
   }
-  const health = createHealthServer(() => ({
-    ready: controller.synced && controller.written,
-    detail: { synced: controller.synced, written: controller.written, leading: controller.leading, watch_failures: controller.watchFailures },
-  }))
+  const health = createHealthServer(
+    () => ({
+      ready: controller.synced && controller.written,
+      detail: { synced: controller.synced, written: controller.written, leading: controller.leading, watch_failures: controller.watchFailures },
+    }),
+    () => metrics.families(),
+  )
   const port = await listen(health, settings.port)
   controller.start()
   elector?.start()

@@ -22,7 +22,8 @@ Environment (proxy): PORT (8080), TIMEOUT seconds (5), IDLE_TIMEOUT seconds (60)
   SHUTDOWN_TIMEOUT seconds (25), DEBUG, CERT_PATH, HTTPS_PORT (8443 with
   certificates), HTTPS_REDIRECT_PORT (443), TLS_SKIP_VERIFY, CONFIG_B64,
   CONF_FILE, TRUSTED_PROXIES (comma-separated CIDRs), ACCESS_LOG (off to disable),
-  ACCESS_LOG_FORMAT (json or combined), REQUEST_ID (on), LOG_LEVEL (info).
+  ACCESS_LOG_FORMAT (json or combined), REQUEST_ID (on), LOG_LEVEL (info),
+  ADMIN_PORT (off; /metrics and the dashboard).
 See docs/configuration.md.
 `
 

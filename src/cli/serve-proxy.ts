@@ -4,6 +4,7 @@
 // proxy engine (see proxy-command.ts).
 
 import cluster from 'node:cluster'
+import type { Server } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { dirname, resolve } from 'node:path'
 import { FileWatcher } from '../config/file-watcher.ts'
@@ -39,6 +40,7 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
     shared: cluster.isWorker,
   })
   const ctx = proxy.ctx
+  const admin = await startAdmin(proxy, settings, log)
 
   const configWatcher = new FileWatcher({
     files: [file],
@@ -75,6 +77,7 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
     log.info({ signal, grace_s: settings.shutdownTimeoutMs / 1000, in_flight: inFlight }, 'shutting down')
     configWatcher.stop()
     certWatcher?.stop()
+    admin?.close()
     clearInterval(rotation)
     void drained.then((clean) => {
       log.info({ clean }, clean ? 'shutdown complete' : 'grace period over: remaining connections closed')
@@ -106,6 +109,25 @@ export async function serveProxy(file: string, settings: ProxySettings, log: Log
     `NanoProxy ${VERSION} listening on ${what}`,
   )
   if (ctx.state.config.rules.length === 0) log.warn('config contains no rules: every request gets 404')
+}
+
+/**
+ * ADMIN_PORT: a single process serves /metrics and the dashboard itself; a
+ * worker answers its supervisor, whose admin server sums all workers.
+ */
+async function startAdmin(proxy: ProxyLifecycle, settings: ProxySettings, log: Logger): Promise<Server | undefined> {
+  if (settings.adminPort === undefined) return undefined
+  const { proxySnapshot, proxySnapshotSource } = await import('../admin/proxy-snapshot.ts')
+  if (cluster.isWorker) {
+    const { answerSnapshots } = await import('../admin/worker-snapshots.ts')
+    answerSnapshots(() => proxySnapshot(proxy))
+    return undefined
+  }
+  const { createAdminServer, listenAdmin } = await import('../admin/admin-server.ts')
+  const server = createAdminServer(proxySnapshotSource(proxy), log)
+  const port = await listenAdmin(server, settings.adminPort)
+  log.info({ admin_port: port }, `metrics and dashboard on port ${port} (/metrics, /)`)
+  return server
 }
 
 /**
@@ -162,6 +184,7 @@ function reloadConfig(proxy: ProxyLifecycle, log: Logger, file: string, content:
         },
         'config reloaded',
       )
+      ctx.metrics?.reloaded(true, { rules: config.rules.length })
       void reloaded.listening.then(
         () => {
           const https = proxy.ports.https
@@ -173,8 +196,10 @@ function reloadConfig(proxy: ProxyLifecycle, log: Logger, file: string, content:
     (err: unknown) => {
       if (err instanceof ConfigError) {
         log.error({ config: file, code: err.code, problems: err.message.split('\n') }, 'config rejected: keeping the last good config')
+        ctx.metrics?.reloaded(false, { problems: err.message.split('\n') })
       } else {
         log.error({ err, config: file }, 'config reload failed: keeping the last good config')
+        ctx.metrics?.reloaded(false, { problems: [(err as Error).message] })
       }
     },
   )

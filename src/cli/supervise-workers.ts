@@ -2,6 +2,7 @@
 // replaces those that die, and passes signals on. It serves nothing itself.
 
 import cluster from 'node:cluster'
+import type { Server } from 'node:http'
 import { randomBytes } from 'node:crypto'
 import { exitAfterLogs, type Logger } from '../log.ts'
 import type { ProxySettings } from '../settings.ts'
@@ -22,7 +23,7 @@ const TICKET_KEYS_ROTATION_MS = 12 * 60 * 60 * 1000
  * rotation): a client resumes its session whichever worker the kernel gives
  * its next connection to. A worker started later gets the current keys.
  */
-export async function superviseWorkers(count: number, settings: Pick<ProxySettings, 'port' | 'httpsPort'>, log: Logger): Promise<void> {
+export async function superviseWorkers(count: number, settings: Pick<ProxySettings, 'port' | 'httpsPort' | 'adminPort'>, log: Logger): Promise<void> {
   // With PORT=0 every worker must still share one port: pick it here.
   const shared = settings.port === 0 ? await freePort() : settings.port
   const httpsPort = settings.httpsPort === 0 ? await freePort() : settings.httpsPort
@@ -53,9 +54,19 @@ export async function superviseWorkers(count: number, settings: Pick<ProxySettin
   })
   for (let i = 0; i < count; i++) fork()
   log.info({ workers: count, port: shared, ...(httpsPort !== undefined ? { https_port: httpsPort } : {}) }, `supervising ${count} workers on port ${shared}`)
+  // ADMIN_PORT: the supervisor serves it, summing every worker's numbers.
+  let admin: Server | undefined
+  if (settings.adminPort !== undefined) {
+    const { createAdminServer, listenAdmin } = await import('../admin/admin-server.ts')
+    const { workerSnapshotSource } = await import('../admin/worker-snapshots.ts')
+    admin = createAdminServer(workerSnapshotSource(), log)
+    const port = await listenAdmin(admin, settings.adminPort)
+    log.info({ admin_port: port }, `metrics and dashboard on port ${port} (/metrics, /), summed over ${count} workers`)
+  }
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) process.exit(1)
     stopping = true
+    admin?.close()
     log.info({ signal }, 'stopping workers')
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGTERM')
   }

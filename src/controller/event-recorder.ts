@@ -30,6 +30,9 @@ export class EventRecorder {
   private reported = new Set<string>()
   /** The last report's inputs, for the report a new leader makes. */
   private last: { diagnostics: readonly Diagnostic[]; ingresses: readonly Ingress[] } | undefined
+  /** Events the API server accepted, and those it refused (metrics). */
+  sent = 0
+  failed = 0
 
   /** `active`: whether this replica may send Events now (it leads). */
   constructor(kubeConfig: KubeConfig, log: Logger, active: () => boolean = () => true) {
@@ -78,8 +81,10 @@ export class EventRecorder {
             count: 1,
           },
         })
+        this.sent++
       } catch (err) {
         // Not fatal: the log line carries the same message.
+        this.failed++
         this.log.warn({ err: (err as Error).message, ingress: `${d.namespace}/${d.name}` }, 'could not record event')
       }
     }

@@ -13,6 +13,7 @@
 
 import { CoreV1Api, DiscoveryV1Api, NetworkingV1Api, type KubeConfig } from '@kubernetes/client-node'
 import type { Logger } from '../log.ts'
+import { Histogram } from '../metrics/histogram.ts'
 import { serializeConfigJson, writeIfChanged } from './config-writer.ts'
 import { ChangeFilter } from './change-filter.ts'
 import { Debouncer, type Clock } from './debouncer.ts'
@@ -78,6 +79,8 @@ export class IngressController {
   /** Set after the first config write: the readiness signal. */
   written = false
   writes = 0
+  /** Rebuilds (translate, write, report) by how long they took (metrics). */
+  readonly syncDuration = new Histogram()
 
   constructor(opts: ControllerOptions) {
     this.opts = opts
@@ -347,6 +350,19 @@ export class IngressController {
     this.owned = new Set(owned.map((i) => keyOf(i.metadata)))
     this.status.schedule()
     await this.events.report(diagnostics, ingresses)
+    this.syncDuration.observe((performance.now() - started) / 1000)
+  }
+
+  /** What /metrics reads (controller-metrics.ts). */
+  get counts(): { writes: number; eventsSent: number; eventsFailed: number; watches: { kind: string; restarts: number; cached: number }[] } {
+    const watchers = [this.ingresses, this.classes, this.services, this.secrets, this.endpointSlices]
+    const kinds = ['ingresses', 'ingressclasses', 'services', 'secrets', 'endpointslices']
+    return {
+      writes: this.writes,
+      eventsSent: this.events.sent,
+      eventsFailed: this.events.failed,
+      watches: watchers.map((w, i) => ({ kind: kinds[i]!, restarts: w.restarts, cached: w.size })),
+    }
   }
 
   /** A DEFAULT_TLS_SECRET that cannot be used has no Ingress to carry an Event: it is logged, once per problem. */

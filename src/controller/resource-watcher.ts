@@ -65,6 +65,8 @@ export class ResourceWatcher<T extends KubeObjectLike> {
   synced = false
   /** Failures in a row, for backoff and for /readyz's detail. */
   failures = 0
+  /** Watches restarted after a failure, since start (metrics). */
+  restarts = 0
 
   constructor(opts: ResourceWatcherOptions<T>) {
     this.opts = {
@@ -79,6 +81,11 @@ export class ResourceWatcher<T extends KubeObjectLike> {
   /** The objects as last seen, in no particular order. */
   list(): T[] {
     return [...this.items.values()]
+  }
+
+  /** Objects in the cache. */
+  get size(): number {
+    return this.items.size
   }
 
   /** One object by `namespace/name` as last seen. */
@@ -120,6 +127,7 @@ export class ResourceWatcher<T extends KubeObjectLike> {
         // restarting, objects deleted meanwhile), a fresh list catches up.
         this.needList = true
         this.failures++
+        this.restarts++
         const delay = Math.min(this.opts.maxBackoffMs, 250 * 2 ** Math.min(this.failures, 10)) * (0.5 + Math.random() / 2)
         log.warn({ kind, err: errorSummary(err), retry_ms: Math.round(delay), failures: this.failures }, 'watch failed; retrying')
         await this.sleep(delay)

@@ -29,6 +29,8 @@ export interface KeyPair {
 interface Loaded {
   context: SecureContext
   pair: KeyPair
+  /** When the certificate expires (ms since the epoch). */
+  expires: number
 }
 
 /** What one update did, for the reload log line. */
@@ -61,6 +63,8 @@ export class CertificateStore {
   private baseDir = '.'
   /** Called when the default certificate changes (the listener's own context must follow). */
   onDefaultChange: ((pair: KeyPair | undefined) => void) | undefined
+  /** Expiry (ms since the epoch) of the certificate each host gets; `(default)` for the one served without SNI (metrics, dashboard). */
+  expiries: ReadonlyMap<string, number> = new Map()
 
   constructor(log: Logger) {
     this.log = log
@@ -124,6 +128,7 @@ export class CertificateStore {
     const exact = new Map<string, SecureContext>()
     const wildcard = new Map<string, SecureContext>()
     let fallback: Loaded | undefined
+    const expiries = new Map<string, number>()
     let parsed = 0
     let failed = 0
     const fresh = next !== this.cache
@@ -150,6 +155,7 @@ export class CertificateStore {
         continue
       }
       for (const host of entry.hosts) {
+        expiries.set(host, loaded.expires)
         if (host.startsWith('*.')) wildcard.set(host.slice(1), loaded.context)
         else exact.set(host, loaded.context)
       }
@@ -159,6 +165,8 @@ export class CertificateStore {
     if (fresh) this.cache = next
     const previous = this.lookup.fallback?.pair
     this.lookup = { exact, wildcard, fallback }
+    if (fallback !== undefined) expiries.set('(default)', fallback.expires)
+    this.expiries = expiries
     if (previous !== fallback?.pair) this.onDefaultChange?.(fallback?.pair)
     return { total: this.entries.filter((e) => e.certFile !== undefined).length, parsed, failed }
   }
@@ -173,19 +181,21 @@ export class CertificateStore {
     }
     // Throws on unparsable PEM and on a key that does not match the certificate.
     const context = loadTls().createSecureContext({ ...pair, ...TLS_POLICY })
-    this.warnIfOutOfDate(pair.cert)
-    const loaded = { context, pair }
+    const expires = this.warnIfOutOfDate(pair.cert)
+    const loaded = { context, pair, expires }
     next.set(key, loaded)
     return loaded
   }
 
-  private warnIfOutOfDate(cert: Buffer): void {
+  /** Returns the expiry (ms since the epoch). */
+  private warnIfOutOfDate(cert: Buffer): number {
     // Served anyway: an expired certificate is the operator's to replace,
     // and taking the host off TLS would not help its clients.
     const x509 = new X509Certificate(cert)
     const now = Date.now()
     if (Date.parse(x509.validTo) < now) this.log.warn({ subject: x509.subject, valid_to: x509.validTo }, 'certificate has expired')
     else if (Date.parse(x509.validFrom) > now) this.log.warn({ subject: x509.subject, valid_from: x509.validFrom }, 'certificate is not valid yet')
+    return Date.parse(x509.validTo)
   }
 
   private resolve(file: string): string {

@@ -11,6 +11,7 @@ import type { NanoProxyError } from '../errors.ts'
 import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { Logger } from '../log.ts'
+import type { ProxyMetrics, RouteStats } from '../metrics/proxy-metrics.ts'
 import type { ProxySettings } from '../settings.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 
@@ -25,6 +26,12 @@ export interface ExchangeResult {
   attempts?: number
   /** Forwarded requests: the server of the last attempt, `scheme://address:port`. */
   server?: string
+  /** Metrics: the stats of the rule that routed the request. */
+  stats?: RouteStats | undefined
+  /** Metrics: seconds from the request head to the upstream's response head. */
+  headSeconds?: number
+  /** Metrics: request body bytes forwarded. */
+  bytesIn?: number
 }
 
 /** The client connection as an exchange sees it (played by ClientConnection). */
@@ -50,7 +57,7 @@ export interface ClientExchange {
 
 /** The request handler as an exchange sees it (played by RequestHandler). */
 export interface ExchangeOwner {
-  readonly ctx: { readonly draining: boolean; readonly log: Logger }
+  readonly ctx: { readonly draining: boolean; readonly log: Logger; readonly metrics: ProxyMetrics | undefined }
   readonly identity: string
   requestDone(conn: ExchangeClient, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined): void
   sendError(conn: ExchangeClient, head: RequestHead, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean }

@@ -20,6 +20,7 @@ import type { ExchangeClient as ClientConnection, ExchangeOwner as RequestHandle
 import { BodyMode, Failure, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
 import type { UpstreamPool } from './upstream-pool.ts'
 import type { Upstream } from './upstream-pools.ts'
+import type { RouteStats } from '../metrics/proxy-metrics.ts'
 
 /** RFC 9110 §9.2.2: these can be repeated without changing the outcome. */
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE'])
@@ -66,8 +67,21 @@ export class Exchange implements ResponseSink {
   private encodeChunks = false
   private closeAfter = false
   private requestComplete: boolean
+  /** Metrics (undefined when they are off): the route's stats, when the upstream's head came, body bytes forwarded. */
+  private readonly stats: RouteStats | undefined
+  private headAt = -1
+  private bytesIn = 0
 
-  constructor(handler: RequestHandler, conn: ClientConnection, head: RequestHead, upstream: Upstream, requestHead: string, upgrade: boolean, started: number) {
+  constructor(
+    handler: RequestHandler,
+    conn: ClientConnection,
+    head: RequestHead,
+    upstream: Upstream,
+    requestHead: string,
+    upgrade: boolean,
+    started: number,
+    stats: RouteStats | undefined,
+  ) {
     this.handler = handler
     this.conn = conn
     this.head = head
@@ -78,6 +92,7 @@ export class Exchange implements ResponseSink {
     this.isHead = head.method === 'HEAD'
     this.upgradeProtocols = head.upgrade
     this.requestComplete = !head.hasBody
+    this.stats = stats
   }
 
   /** Sends the request head; the body follows through sendBody(). */
@@ -100,6 +115,7 @@ export class Exchange implements ResponseSink {
   sendBody(data: Buffer): boolean {
     if (this.uc === undefined) return true
     this.bodyForwarded = true
+    this.bytesIn += data.length
     return this.head.chunked ? this.uc.writeChunk(data) : this.uc.writeBody(data)
   }
 
@@ -112,6 +128,7 @@ export class Exchange implements ResponseSink {
   onResponseHead(resp: ResponseHead, mode: BodyMode): void {
     const health = this.pool?.health
     if (health !== undefined && health.failures > 0) health.succeeded()
+    if (this.stats !== undefined) this.headAt = performance.now()
     this.status = resp.status
     this.responding = true
     const head = this.head
@@ -208,7 +225,10 @@ export class Exchange implements ResponseSink {
     this.status = 101
     // Upgrade and Connection are the point of a 101 (RFC 9110 §7.8): kept.
     const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`)
+    const metrics = this.handler.ctx.metrics
+    if (metrics !== undefined) metrics.tunnelsOpen++
     this.conn.becomeTunnel(socket, head, rest, (bytes) => {
+      if (metrics !== undefined) metrics.tunnelsOpen--
       this.bytes = bytes
       this.finish({ status: 101, bytes })
     })
@@ -220,6 +240,7 @@ export class Exchange implements ResponseSink {
     const error = upstreamError(err, this.upstream.config.name)
     const pool = this.pool
     if (pool !== undefined && (failure === Failure.Connect || failure === Failure.BeforeResponse)) this.serverFailed(pool, error)
+    if (pool !== undefined && failure === Failure.Connect) pool.connectFailures++
     if (this.pendingHead !== undefined) {
       // Nothing reached the client yet: it can still get an error status.
       this.pendingHead = undefined
@@ -228,6 +249,7 @@ export class Exchange implements ResponseSink {
     }
     if (this.mayRetry(failure)) {
       if (pool !== undefined) {
+        pool.retries++
         pool.active--
         this.pool = undefined
         ;(this.tried ??= []).push(pool)
@@ -278,6 +300,7 @@ export class Exchange implements ResponseSink {
   private serverFailed(pool: UpstreamPool, error: NanoProxyError): void {
     const ejectedMs = pool.health.failed(Date.now())
     if (ejectedMs > 0) {
+      pool.ejections++
       this.handler.ctx.log.warn(
         { upstream: this.upstream.config.name, server: pool.origin, code: error.code, failures: pool.health.failures, ejected_ms: ejectedMs },
         'upstream server ejected after consecutive connection failures',
@@ -338,6 +361,11 @@ export class Exchange implements ResponseSink {
       result.server = pool.origin
     }
     if (this.attempts > 0) result.attempts = this.attempts
+    if (this.stats !== undefined) {
+      result.stats = this.stats
+      result.headSeconds = this.headAt < 0 ? -1 : (this.headAt - this.started) / 1000
+      result.bytesIn = this.bytesIn
+    }
     this.handler.requestDone(this.conn, this.head, this.started, result, this.upstream.config.name)
   }
 }

@@ -5,6 +5,7 @@ import { hostname } from 'node:os'
 import type { ProxyConfig } from '../config/schema.ts'
 import { ERROR_CODES, httpStatusFor, type NanoProxyError } from '../errors.ts'
 import type { Logger } from '../log.ts'
+import type { ProxyMetrics } from '../metrics/proxy-metrics.ts'
 import { RouteTable } from '../router/route-table.ts'
 import type { ProxySettings } from '../settings.ts'
 import { VERSION } from '../version.ts'
@@ -93,6 +94,8 @@ export class ProxyContext {
   readonly pools: UpstreamPools
   /** `X-Proxy` and `X-Proxy-Instance` lines, as the original NanoProxy sends them. */
   readonly identity: string
+  /** Counters for /metrics and the dashboard; undefined when ADMIN_PORT is off (nothing is counted). */
+  readonly metrics: ProxyMetrics | undefined
   /** Set on SIGTERM: responses then close their connections. */
   draining = false
   /** A default certificate is loaded (the config's, or CERT_PATH's): hosts listed without files can be redirected to https. */
@@ -103,10 +106,11 @@ export class ProxyContext {
    */
   state: RoutingState
 
-  constructor(settings: ProxySettings, log: Logger, pools: UpstreamPools) {
+  constructor(settings: ProxySettings, log: Logger, pools: UpstreamPools, metrics?: ProxyMetrics) {
     this.settings = settings
     this.log = log
     this.pools = pools
+    this.metrics = metrics
     this.identity = `x-proxy: NanoProxy/${VERSION}\r\nx-proxy-instance: ${hostname()}\r\n`
     this.state = this.buildState({ upstreams: [], rules: [] })
   }
@@ -117,6 +121,7 @@ export class ProxyContext {
    */
   apply(config: ProxyConfig, table?: RouteTable): RoutingState {
     this.state = this.buildState(config, table)
+    this.metrics?.configLoaded(config.rules)
     return this.state
   }
 

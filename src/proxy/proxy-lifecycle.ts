@@ -8,6 +8,7 @@ import { BackgroundParser } from '../config/background-parser.ts'
 import type { ProxyConfig } from '../config/schema.ts'
 import type { Logger } from '../log.ts'
 import type { RouteTable } from '../router/route-table.ts'
+import { ProxyMetrics, type ProxyGauges, type ServerGauges } from '../metrics/proxy-metrics.ts'
 import { DEFAULT_HTTPS_PORT, type ProxySettings } from '../settings.ts'
 import { CertificateStore, type CertificateUpdate, type KeyPair } from './certificate-store.ts'
 import { DeadlineSweeper } from './deadlines.ts'
@@ -67,7 +68,7 @@ export class ProxyLifecycle {
     const { settings, log } = options
     const sweeper = new DeadlineSweeper(Math.min(settings.timeoutMs, settings.idleTimeoutMs))
     this.pools = new UpstreamPools(settings, log, sweeper)
-    this.ctx = new ProxyContext(settings, log, this.pools)
+    this.ctx = new ProxyContext(settings, log, this.pools, settings.adminPort === undefined ? undefined : new ProxyMetrics())
     this.handler = new RequestHandler(this.ctx, sweeper)
     this.ticketKeys = options.ticketKeys
     this.certificates = new CertificateStore(log)
@@ -78,6 +79,31 @@ export class ProxyLifecycle {
     if (options.certPathPair) this.certificates.setCertPathPair(options.certPathPair)
     this.parser = new BackgroundParser(log)
     this.apply(options.config)
+    if (this.ctx.metrics !== undefined) this.ctx.metrics.gauges = () => this.gauges()
+  }
+
+  /** What metrics read from the running proxy at scrape time. */
+  gauges(): ProxyGauges {
+    const now = Date.now()
+    const { config, upstreams } = this.ctx.state
+    // By upstream, then server. Two upstreams naming the same server share
+    // its pool (upstream-pools.ts): its numbers then appear under both.
+    const servers: ServerGauges[] = []
+    for (const [name, upstream] of upstreams) {
+      for (const { pool } of upstream.balancer.servers) {
+        servers.push({
+          upstream: name,
+          server: pool.origin,
+          open: pool.openCount,
+          idle: pool.idleCount,
+          connectFailures: pool.connectFailures,
+          retries: pool.retries,
+          ejections: pool.ejections,
+          healthy: pool.health.available(now),
+        })
+      }
+    }
+    return { openConnections: this.handler.openConnections, rules: config.rules.length, upstreams: config.upstreams.length, servers, certificates: this.certificates.expiries }
   }
 
   /**

@@ -74,6 +74,11 @@ export class RequestHandler {
     this.sweeper.add(conn)
   }
 
+  /** Client connections open now, past their TLS handshake if any (metrics). */
+  get openConnections(): number {
+    return this.connections.size
+  }
+
   untrack(conn: ClientConnection): void {
     this.connections.delete(conn)
     this.sweeper.delete(conn)
@@ -236,7 +241,8 @@ export class RequestHandler {
     )
     // HSTS only over HTTPS (RFC 6797 §7.2: never sent over plain HTTP).
     const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
-    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started)
+    const stats = ctx.metrics?.statsFor(state.config.rules[route.index]!)
+    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started, stats)
     conn.attach(exchange)
     exchange.start()
   }
@@ -313,8 +319,12 @@ export class RequestHandler {
 
   /** The access-log line, and the reason when the request failed. `healthCheck`: answered by the health endpoint. */
   requestDone(conn: ClientConnection, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined, healthCheck = false): void {
-    const { log, settings } = this.ctx
+    const { log, settings, metrics } = this.ctx
     const error = result.error
+    // Health checks are not traffic: a probe every few seconds would show as load on the dashboard.
+    if (metrics !== undefined && !healthCheck) {
+      metrics.request(result.stats ?? metrics.unmatched, head.method, result.status, (performance.now() - started) / 1000, result.headSeconds ?? -1, result.bytesIn ?? 0, result.bytes)
+    }
     // Upstream trouble is the operator's business (warn, with the cause);
     // a client's mistake is only noted in its access-log line.
     if (error && error.code !== ERROR_CODES.BAD_REQUEST && error.code !== ERROR_CODES.EXPECTATION_FAILED) {

@@ -40,13 +40,17 @@ export function createProxyServer(ctx: ProxyContext, handler: RequestHandler, tl
     // No setNoDelay() here: the `noDelay` option has net.Server set
     // TCP_NODELAY on the accepted socket, which the TLS socket wraps (a
     // second call was one more setsockopt per handshake).
-    (socket: TLSSocket) => new ClientConnection(handler, socket, 'https'),
+    (socket: TLSSocket) => {
+      if (ctx.metrics !== undefined) ctx.metrics.tlsHandshakes++
+      new ClientConnection(handler, socket, 'https')
+    },
   )
   // Until its handshake completes a connection has no ClientConnection:
   // the handler keeps it apart, so a shutdown can cut it too.
   server.on('connection', (socket: Socket) => handler.trackHandshake(socket))
   server.on('tlsClientError', (err: Error, socket: Socket) => {
     ctx.log.debug({ err, client: socket.remoteAddress }, 'TLS handshake with client failed')
+    if (ctx.metrics !== undefined) ctx.metrics.tlsFailures++
     // Node reports a handshake timeout or failure here but leaves the
     // socket open: without this a client could hold it forever.
     socket.destroy()

@@ -36,6 +36,12 @@ export class UpstreamPool {
   readonly health = new PassiveHealth()
   /** Requests in progress on this server (least-request balancing reads it). */
   active = 0
+  /** Metrics: connections that could not be made. */
+  connectFailures = 0
+  /** Metrics: requests that failed here and were tried again. */
+  retries = 0
+  /** Metrics: times passive health ejected this server. */
+  ejections = 0
   private readonly idle: UpstreamConnection[] = []
   private readonly all = new Set<UpstreamConnection>()
   private closing = false
@@ -71,6 +77,16 @@ export class UpstreamPool {
     const conn = new UpstreamConnection(this)
     this.all.add(conn)
     return conn
+  }
+
+  /** Connections open, busy or idle (metrics). */
+  get openCount(): number {
+    return this.all.size
+  }
+
+  /** Connections kept alive, waiting for a request (metrics). */
+  get idleCount(): number {
+    return this.idle.length
   }
 
   /** Takes back a connection whose response completed; `keepAliveS` is the upstream's Keep-Alive timeout hint. */

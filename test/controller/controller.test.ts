@@ -456,6 +456,21 @@ describe('the ingress controller', () => {
     await waitForEvent(ns, 'late', /Conflict: spec.defaultBackend: Ingress fallback\/catchall \(older\) already provides the default backend/)
   })
 
+  it('serves its metrics on the health port: config writes, Events sent, cached objects, watch restarts, sync time and leader', async () => {
+    // Runs after the API server restart and the Warning Events of the tests above.
+    const { scrape } = await import('../helpers/metrics-scrape.ts')
+    const health = (await controller.waitForLog((l) => typeof l.health_port === 'number')).health_port as number
+    const m = await scrape(health)
+    const writes = controller.logs.filter((l) => l.msg === 'config written').length
+    assert.equal(m.value('nanoproxy_controller_config_writes_total'), writes)
+    assert.ok(m.value('nanoproxy_controller_events_total', { result: 'sent' })! >= 3, 'the Warning Events of the tests above')
+    assert.ok(m.value('nanoproxy_controller_watch_restarts_total', { kind: 'ingresses' })! >= 1, 'the watch restarted after the API server crash')
+    const ingresses = await cluster.adminConfig.makeApiClient(NetworkingV1Api).listIngressForAllNamespaces()
+    assert.equal(m.value('nanoproxy_controller_cached_objects', { kind: 'ingresses' }), ingresses.items.length)
+    assert.ok(m.value('nanoproxy_controller_sync_duration_seconds_count')! >= writes)
+    assert.equal(m.value('nanoproxy_controller_leader'), 1)
+  })
+
   describe('EndpointSlices', () => {
     // The API server refuses loopback addresses in EndpointSlices: these use
     // 198.18.22.0/24 (benchmarking range), never connected to here.

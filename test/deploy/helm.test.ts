@@ -137,7 +137,7 @@ describe('the Helm chart', () => {
       assert.equal(envOf(c).CONF_FILE, '/conf/config.yaml')
       assert.equal(envOf(c).DEBUG, undefined)
     }
-    assert.deepEqual(envOf(pod.containers[0]!), { CONF_FILE: '/conf/config.yaml', PORT: '8080', WORKERS: '1', TIMEOUT: '5', SHUTDOWN_TIMEOUT: '25', HTTPS_PORT: '8443', HTTPS_REDIRECT_PORT: '443' })
+    assert.deepEqual(envOf(pod.containers[0]!), { CONF_FILE: '/conf/config.yaml', PORT: '8080', WORKERS: '1', TIMEOUT: '5', SHUTDOWN_TIMEOUT: '25', ADMIN_PORT: '10254', HTTPS_PORT: '8443', HTTPS_REDIRECT_PORT: '443' })
     assert.deepEqual(envOf(pod.containers[1]!), {
       CONF_FILE: '/conf/config.yaml',
       PORT: '9090',
@@ -158,6 +158,7 @@ describe('the Helm chart', () => {
     assert.deepEqual(proxy.ports, [
       { name: 'http', containerPort: 8080, protocol: 'TCP' },
       { name: 'https', containerPort: 8443, protocol: 'TCP' },
+      { name: 'admin', containerPort: 10254, protocol: 'TCP' },
     ])
     const health = { path: '/.nanoproxy/health', port: 'http', scheme: 'HTTP' }
     assert.deepEqual([proxy.startupProbe?.httpGet, proxy.readinessProbe?.httpGet, proxy.livenessProbe?.httpGet], [health, health, health])
@@ -294,7 +295,10 @@ describe('the Helm chart', () => {
     })
     assert.deepEqual(proxy.volumeMounts?.find((m) => m.name === 'tls'), { name: 'tls', mountPath: '/certs', readOnly: true })
     assert.equal(controller.volumeMounts?.find((m) => m.name === 'tls'), undefined)
-    assert.deepEqual(proxy.ports, [{ name: 'https', containerPort: 8443, protocol: 'TCP' }])
+    assert.deepEqual(proxy.ports, [
+      { name: 'https', containerPort: 8443, protocol: 'TCP' },
+      { name: 'admin', containerPort: 10254, protocol: 'TCP' },
+    ])
     assert.deepEqual(proxy.readinessProbe?.httpGet, { path: '/.nanoproxy/health', port: 'https', scheme: 'HTTPS' })
     assert.deepEqual(find<V1Service>(objects, 'Service').spec?.ports, [{ name: 'https', port: 443, targetPort: 'https', protocol: 'TCP' }])
     assert.equal(find<V1Service>(objects, 'Service').spec?.type, 'ClusterIP')
@@ -305,6 +309,7 @@ describe('the Helm chart', () => {
       TIMEOUT: '2.5',
       SHUTDOWN_TIMEOUT: '40',
       TRUSTED_PROXIES: '10.0.0.0/8,192.0.2.1',
+      ADMIN_PORT: '10254',
       CERT_PATH: '/certs',
       DEBUG: '1',
     })
@@ -332,6 +337,40 @@ describe('the Helm chart', () => {
     assert.equal(pdb.metadata.namespace, 'edge')
     assert.equal(pdb.spec.minAvailable, 1)
     assert.deepEqual(pdb.spec.selector, deployment.spec?.selector)
+  })
+
+  it('opens the admin port with prometheus.io annotations by default, and a ServiceMonitor with its own ClusterIP Service on request', () => {
+    const objects = renderChart({ release: 'nanoproxy', namespace: 'ingress' })
+    assert.deepEqual(find<V1Deployment>(objects, 'Deployment').spec?.template.metadata?.annotations, {
+      'prometheus.io/scrape': 'true',
+      'prometheus.io/port': '10254',
+      'prometheus.io/path': '/metrics',
+    })
+    assert.ok(!kinds(objects).includes('ServiceMonitor/nanoproxy'), 'no ServiceMonitor unless asked (its CRD may not exist)')
+    // The admin port stays out of the traffic Service.
+    assert.ok(!find<V1Service>(objects, 'Service').spec?.ports?.some((p) => p.targetPort === 'admin'))
+
+    const monitored = renderChart({ release: 'nanoproxy', namespace: 'ingress', values: { metrics: { serviceMonitor: { enabled: true, interval: '15s', labels: { release: 'prom' } } } } })
+    const metricsService = monitored.find((o) => o.kind === 'Service' && o.metadata?.name === 'nanoproxy-metrics') as V1Service
+    assert.equal(metricsService.spec?.type, 'ClusterIP')
+    assert.deepEqual(metricsService.spec?.ports, [
+      { name: 'admin', port: 10254, targetPort: 'admin', protocol: 'TCP' },
+      { name: 'controller', port: 9090, targetPort: 'health', protocol: 'TCP' },
+    ])
+    const monitor = find<{ metadata: { labels: Record<string, string> }; spec: { selector: { matchLabels: Record<string, string> }; endpoints: unknown[] } }>(monitored, 'ServiceMonitor')
+    assert.equal(monitor.metadata.labels.release, 'prom')
+    // It selects the metrics Service and not the traffic one.
+    const selects = (s: V1Service): boolean => Object.entries(monitor.spec.selector.matchLabels).every(([k, v]) => s.metadata?.labels?.[k] === v)
+    assert.deepEqual(monitored.filter((o) => o.kind === 'Service' && selects(o as V1Service)).map((o) => o.metadata?.name), ['nanoproxy-metrics'])
+    assert.deepEqual(monitor.spec.endpoints, [
+      { port: 'admin', path: '/metrics', interval: '15s' },
+      { port: 'controller', path: '/metrics', interval: '15s' },
+    ])
+
+    const off = renderChart({ values: { metrics: { adminPort: 0 } } })
+    assert.equal(envOf(container(off, 'proxy')).ADMIN_PORT, undefined)
+    assert.equal(find<V1Deployment>(off, 'Deployment').spec?.template.metadata?.annotations, undefined)
+    assert.match(renderChartError({ values: { metrics: { adminPort: 9090 } } }), /metrics\.adminPort must differ/)
   })
 
   it('publishes no address when publishService is off and publishAddress empty', () => {
@@ -368,7 +407,8 @@ describe('the Helm chart', () => {
     const pod = deployment.spec!.template.spec!
     assert.equal(deployment.spec?.replicas, 3)
     assert.deepEqual(deployment.spec?.selector.matchLabels, { 'app.kubernetes.io/name': 'np', 'app.kubernetes.io/instance': 'old' })
-    assert.deepEqual(deployment.spec?.template.metadata?.annotations, original.podAnnotations)
+    // The chart's own prometheus.io annotations give way to the user's.
+    assert.equal(deployment.spec?.template.metadata?.annotations?.['prometheus.io/scrape'], 'false')
     assert.equal(pod.serviceAccountName, 'existing')
     assert.deepEqual(pod.imagePullSecrets, original.imagePullSecrets)
     // Helm merges maps: the secure defaults stay unless set to null.
