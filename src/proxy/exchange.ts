@@ -136,7 +136,7 @@ export class Exchange implements ResponseSink {
     if (close) framing += 'connection: close\r\n'
     else if (head.minor === 0) framing += 'connection: keep-alive\r\n'
     this.closeAfter = close
-    this.pendingHead = clientResponseHead(resp, this.handler.identity, framing)
+    this.pendingHead = clientResponseHead(resp, this.handler.identity, framing, this.handler.editResponse)
   }
 
   /**
@@ -207,7 +207,7 @@ export class Exchange implements ResponseSink {
     }
     this.status = 101
     // Upgrade and Connection are the point of a 101 (RFC 9110 §7.8): kept.
-    const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`)
+    const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`, this.handler.editResponse)
     this.conn.becomeTunnel(socket, head, rest, (bytes) => {
       this.bytes = bytes
       this.finish({ status: 101, bytes })

@@ -8,7 +8,9 @@ import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import { normalizePath, PathError } from '../router/normalize-path.ts'
 import { routingHost, validAuthority } from '../router/request-host.ts'
-import { upstreamTarget } from '../router/route.ts'
+import { replacedPath } from '../router/rewrite-path.ts'
+import { upstreamTarget, type Route } from '../router/route.ts'
+import type { RoutePolicy } from '../router/route-policy.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
@@ -41,6 +43,7 @@ export class RequestHandler {
   /** TLS connections still in their handshake (no ClientConnection yet). */
   private readonly handshakes = new Set<Socket>()
   private readonly owners = new Map<string, ExchangeOwner>()
+  private readonly policyOwners = new WeakMap<RoutePolicy, Map<string, ExchangeOwner>>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
@@ -179,9 +182,17 @@ export class RequestHandler {
     if (ctx.settings.debug) {
       ctx.log.debug({ host: authority, path: routedPath, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
     }
+    // Policies (docs/configuration.md, "Per-route policies"): one field
+    // test for a rule without any.
+    const policy = route.policy
+    if (policy !== undefined && this.answeredByPolicy(conn, head, started, route, policy, host, authority, routedPath, query)) return
     let upstreamPath: string
     try {
-      upstreamPath = upstreamTarget(route, routedPath, query)
+      const rewrite = policy?.rewrite
+      upstreamPath =
+        rewrite !== undefined && (rewrite.path !== undefined || rewrite.prefix !== undefined)
+          ? replacedPath(route, routedPath, rewrite.path, rewrite.prefix) + query
+          : upstreamTarget(route, routedPath, query)
     } catch (err) {
       if (!(err instanceof PathError)) throw err
       this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${err.message} once the rule's prefix is stripped: ${JSON.stringify(target.slice(0, 100))}`))
@@ -204,12 +215,20 @@ export class RequestHandler {
     const requestHead = upstreamRequestHead(
       head,
       upstreamPath,
-      { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
+      {
+        host: policy?.rewrite?.hostname ?? (upstream.config.noHostRewrite ? upstream.authority : authority),
+        clientAddress: conn.address,
+        trusted: conn.trusted,
+        proto: conn.proto,
+        originalHost: authority,
+      },
       upgrade,
+      policy?.requestHeaders,
     )
     // HSTS only over HTTPS (RFC 6797 §7.2: never sent over plain HTTP).
     const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
-    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started)
+    const owner = hsts === '' && policy?.responseHeaders === undefined ? this : this.ownerWithHeader(hsts, policy)
+    const exchange = new Exchange(owner, conn, head, upstream, requestHead, upgrade, started)
     conn.attach(exchange)
     exchange.start()
   }
@@ -219,18 +238,75 @@ export class RequestHandler {
    * added to the proxy's own header lines of the response: one per distinct
    * line, kept for the handler's life (a config has a handful).
    */
-  private ownerWithHeader(line: string): ExchangeOwner {
-    let owner = this.owners.get(line)
+  private ownerWithHeader(line: string, policy?: RoutePolicy): ExchangeOwner {
+    const editResponse = policy?.responseHeaders
+    // Owners with a response policy are kept per policy object, weakly: a
+    // reload's new policies do not pile up here.
+    let owners = this.owners
+    if (editResponse !== undefined) {
+      owners = this.policyOwners.get(policy!) ?? new Map<string, ExchangeOwner>()
+      this.policyOwners.set(policy!, owners)
+    }
+    let owner = owners.get(line)
     if (owner === undefined) {
       owner = {
         ctx: this.ctx,
         identity: this.identity + line,
+        editResponse,
         requestDone: (conn, head, started, result, upstream) => this.requestDone(conn as ClientConnection, head, started, result, upstream),
         sendError: (conn, head, error, close) => this.sendError(conn as ClientConnection, head, error, close),
       }
-      this.owners.set(line, owner)
+      owners.set(line, owner)
     }
     return owner
+  }
+
+  /**
+   * The policies that answer instead of forwarding: force-ssl-redirect and
+   * `redirect`. Returns whether the request was answered.
+   */
+  private answeredByPolicy(
+    conn: ClientConnection,
+    head: RequestHead,
+    started: number,
+    route: Route,
+    policy: RoutePolicy,
+    host: string,
+    authority: string,
+    path: string,
+    query: string,
+  ): boolean {
+    // TLS ended in front of the proxy: a trusted proxy's X-Forwarded-Proto
+    // says how the client came (ingress-nginx with use-forwarded-headers).
+    if (
+      policy.forceSslRedirect &&
+      conn.proto === 'http' &&
+      !(conn.trusted && head.forwardedProto?.toLowerCase() === 'https') &&
+      !path.startsWith(ACME_CHALLENGE_PREFIX)
+    ) {
+      this.redirectToHttps(conn, head, started, host, path + query)
+      return true
+    }
+    const redirect = policy.redirect
+    if (redirect === undefined) return false
+    let target: string
+    try {
+      target = replacedPath(route, path, redirect.path, redirect.prefix)
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${err.message} in the redirect target`))
+      return true
+    }
+    // Gateway API RequestRedirect: the port is the scheme's default when
+    // only the scheme changes, else the request's; a default port is left out.
+    const scheme = redirect.scheme ?? conn.proto
+    const requestPort = /:(\d+)$/.exec(authority)?.[1]
+    const port = redirect.port ?? (redirect.scheme !== undefined || requestPort === undefined ? undefined : Number(requestPort))
+    const hostname = redirect.hostname ?? host
+    const hostPart = hostname.includes(':') ? `[${hostname}]` : hostname
+    const portPart = port === undefined || port === (scheme === 'https' ? 443 : 80) ? '' : `:${port}`
+    this.sendRedirect(conn, head, started, redirect.statusCode, `${scheme}://${hostPart}${portPart}${target}${query}`)
+    return true
   }
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
@@ -257,12 +333,14 @@ export class RequestHandler {
 
   private redirectToHttps(conn: ClientConnection, head: RequestHead, started: number, host: string, pathAndQuery: string): void {
     const port = this.ctx.settings.httpsRedirectPort
-    const location = `https://${host}${port === 443 ? '' : `:${port}`}${pathAndQuery}`
-    // A small unread body is skipped by the connection, as after an error.
+    this.sendRedirect(conn, head, started, 308, `https://${host.includes(':') ? `[${host}]` : host}${port === 443 ? '' : `:${port}`}${pathAndQuery}`)
+  }
+
+  private sendRedirect(conn: ClientConnection, head: RequestHead, started: number, status: number, location: string): void {    // A small unread body is skipped by the connection, as after an error.
     const closing = mustClose(head) || this.ctx.draining
     const body = `Redirecting to ${location}\n`
-    conn.write(ownResponse(308, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
-    this.requestDone(conn, head, started, { status: 308, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
+    conn.write(ownResponse(status, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
+    this.requestDone(conn, head, started, { status, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
     conn.responseFinished(closing, true)
   }
 

@@ -19,6 +19,8 @@ export class PathIndex {
   /** `prefix` (string prefix): keyed by length, then by the prefix itself. */
   private readonly prefixByLength = new Map<number, Map<string, Route>>()
   private prefixLengths: number[] = []
+  /** `regex`: tried one by one, in file order (an automaton each, linear in the path). */
+  private readonly regexes: Route[] = []
   /** The routes in match order, for display. */
   readonly routes: Route[] = []
 
@@ -30,6 +32,9 @@ export class PathIndex {
         break
       case 'pathPrefix':
         keepFirst(this.segment, route.segmentKey, route)
+        break
+      case 'regex':
+        this.regexes.push(route)
         break
       case 'prefix': {
         let byPrefix = this.prefixByLength.get(route.path.length)
@@ -65,6 +70,13 @@ export class PathIndex {
       const len = lengths[i]!
       if (len > path.length) break
       best = earliest(best, this.prefixByLength.get(len)!.get(len === path.length ? path : path.slice(0, len)))
+    }
+    const regexes = this.regexes
+    for (let i = 0; i < regexes.length; i++) {
+      const route = regexes[i]!
+      // In file order: once one matches, later ones cannot be earlier.
+      if (best !== undefined && best.index < route.index) break
+      if (route.regex!.test(path)) return route
     }
     return best
   }
