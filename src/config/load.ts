@@ -400,7 +400,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
       }
     }),
     rules: rules.map((r): RuleConfig => ({
-      upstream: r.upstream ?? '',
+      ...(r.upstream !== undefined ? { upstream: r.upstream } : {}),
       path: r.path ?? '/',
       host: normaliseRuleHost(r.host ?? ''),
       matchMode: r.matchMode ?? 'prefix',

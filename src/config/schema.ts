@@ -108,7 +108,7 @@ export interface RewritePolicy {
 
 export interface RuleConfig {
   /** Absent only on a rule with `redirect` (which forwards nothing). */
-  upstream: string
+  upstream?: string
   path: string
   /** Lower-case host without port; '' matches every host; `*.example.com` one label. */
   host: string

@@ -69,7 +69,7 @@ export class RouteTable {
     const upstreams = new Map(config.upstreams.map((u) => [u.name, u]))
     let raw: HostRoutes | undefined
     config.rules.forEach((rule, index) => {
-      const upstream = upstreams.get(rule.upstream)
+      const upstream = rule.upstream === undefined ? undefined : upstreams.get(rule.upstream)
       // The loader guarantees the upstream exists; this guards hand-built configs.
       if (!upstream && rule.redirect === undefined) throw new Error(`rule ${index + 1}: unknown upstream "${rule.upstream}"`)
       const isRaw = options.rawPaths === true || rule.rawPath === true

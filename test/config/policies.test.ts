@@ -31,7 +31,7 @@ describe('per-route policies in the config file', () => {
     responseHeaders: { add: [{ name: x-b, value: v }] }
 `
     const config = parseConfig(text)
-    assert.deepEqual(config.rules[0], { upstream: '', path: '/', host: '', matchMode: 'exact', stripPath: false, redirect: { path: '/app', statusCode: 302 } })
+    assert.deepEqual(config.rules[0], { path: '/', host: '', matchMode: 'exact', stripPath: false, redirect: { path: '/app', statusCode: 302 } })
     assert.deepEqual(config.rules[1], {
       upstream: 'a',
       path: '/api(/|$)(.*)',
