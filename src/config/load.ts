@@ -69,6 +69,7 @@ interface RawRule {
   rewrite?: RewritePolicy
   requestHeaders?: HeaderEdits
   responseHeaders?: HeaderEdits
+  maxBodySize?: number
 }
 interface RawCertificate {
   hosts?: string[]
@@ -421,6 +422,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
       ...(r.rewrite !== undefined ? { rewrite: { ...r.rewrite } } : {}),
       ...(r.requestHeaders !== undefined ? { requestHeaders: normaliseEdits(r.requestHeaders) } : {}),
       ...(r.responseHeaders !== undefined ? { responseHeaders: normaliseEdits(r.responseHeaders) } : {}),
+      ...(r.maxBodySize !== undefined ? { maxBodySize: r.maxBodySize } : {}),
     })),
   }
 }

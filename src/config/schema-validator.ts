@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/\\S*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix","regex"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"},"ignoreCase":{"type":"boolean"},"forceSslRedirect":{"type":"boolean"},"redirect":{"type":"object","additionalProperties":false,"properties":{"scheme":{"enum":["http","https"]},"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"},"statusCode":{"enum":[301,302,303,307,308]}}},"rewrite":{"type":"object","additionalProperties":false,"properties":{"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"}}},"requestHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"responseHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/\\S*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix","regex"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"},"ignoreCase":{"type":"boolean"},"forceSslRedirect":{"type":"boolean"},"redirect":{"type":"object","additionalProperties":false,"properties":{"scheme":{"enum":["http","https"]},"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"},"statusCode":{"enum":[301,302,303,307,308]}}},"rewrite":{"type":"object","additionalProperties":false,"properties":{"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"}}},"requestHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"responseHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"maxBodySize":{"type":"integer","minimum":0}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -1440,9 +1440,10 @@ vErrors.push(err110);
 errors++;
 }
 }
-}
-else {
-const err111 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data15.maxBodySize !== undefined){
+let data58 = data15.maxBodySize;
+if(!(((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58))) && (isFinite(data58)))){
+const err111 = {instancePath:instancePath+"/rules/" + i2+"/maxBodySize",schemaPath:"#/properties/rules/items/properties/maxBodySize/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err111];
 }
@@ -1451,13 +1452,9 @@ vErrors.push(err111);
 }
 errors++;
 }
-}
-}
-}
-if(data.certificates !== undefined){
-let data58 = data.certificates;
-if((!(Array.isArray(data58))) && (data58 !== null)){
-const err112 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
+if((typeof data58 == "number") && (isFinite(data58))){
+if(data58 < 0 || isNaN(data58)){
+const err112 = {instancePath:instancePath+"/rules/" + i2+"/maxBodySize",schemaPath:"#/properties/rules/items/properties/maxBodySize/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err112];
 }
@@ -1466,13 +1463,11 @@ vErrors.push(err112);
 }
 errors++;
 }
-if(Array.isArray(data58)){
-const len9 = data58.length;
-for(let i9=0; i9<len9; i9++){
-let data59 = data58[i9];
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-if(data59.certFile === undefined){
-const err113 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
+}
+}
+}
+else {
+const err113 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1481,8 +1476,13 @@ vErrors.push(err113);
 }
 errors++;
 }
-if(data59.keyFile === undefined){
-const err114 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
+}
+}
+}
+if(data.certificates !== undefined){
+let data59 = data.certificates;
+if((!(Array.isArray(data59))) && (data59 !== null)){
+const err114 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1491,9 +1491,13 @@ vErrors.push(err114);
 }
 errors++;
 }
-for(const key12 in data59){
-if(!((((((key12 === "hosts") || (key12 === "certFile")) || (key12 === "keyFile")) || (key12 === "default")) || (key12 === "hstsMaxAge")) || (key12 === "hstsIncludeSubDomains"))){
-const err115 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(Array.isArray(data59)){
+const len9 = data59.length;
+for(let i9=0; i9<len9; i9++){
+let data60 = data59[i9];
+if(data60 && typeof data60 == "object" && !Array.isArray(data60)){
+if(data60.certFile === undefined){
+const err115 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1502,16 +1506,8 @@ vErrors.push(err115);
 }
 errors++;
 }
-}
-if(data59.hosts !== undefined){
-let data60 = data59.hosts;
-if(Array.isArray(data60)){
-const len10 = data60.length;
-for(let i10=0; i10<len10; i10++){
-let data61 = data60[i10];
-if(typeof data61 === "string"){
-if(!pattern21.test(data61)){
-const err116 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+if(data60.keyFile === undefined){
+const err116 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1520,9 +1516,9 @@ vErrors.push(err116);
 }
 errors++;
 }
-}
-else {
-const err117 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+for(const key12 in data60){
+if(!((((((key12 === "hosts") || (key12 === "certFile")) || (key12 === "keyFile")) || (key12 === "default")) || (key12 === "hstsMaxAge")) || (key12 === "hstsIncludeSubDomains"))){
+const err117 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1532,9 +1528,15 @@ vErrors.push(err117);
 errors++;
 }
 }
-}
-else {
-const err118 = {instancePath:instancePath+"/certificates/" + i9+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data60.hosts !== undefined){
+let data61 = data60.hosts;
+if(Array.isArray(data61)){
+const len10 = data61.length;
+for(let i10=0; i10<len10; i10++){
+let data62 = data61[i10];
+if(typeof data62 === "string"){
+if(!pattern21.test(data62)){
+const err118 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1544,11 +1546,8 @@ vErrors.push(err118);
 errors++;
 }
 }
-if(data59.certFile !== undefined){
-let data62 = data59.certFile;
-if(typeof data62 === "string"){
-if(func2(data62) < 1){
-const err119 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err119 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1558,8 +1557,9 @@ vErrors.push(err119);
 errors++;
 }
 }
+}
 else {
-const err120 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err120 = {instancePath:instancePath+"/certificates/" + i9+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1569,11 +1569,11 @@ vErrors.push(err120);
 errors++;
 }
 }
-if(data59.keyFile !== undefined){
-let data63 = data59.keyFile;
+if(data60.certFile !== undefined){
+let data63 = data60.certFile;
 if(typeof data63 === "string"){
 if(func2(data63) < 1){
-const err121 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+const err121 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1584,7 +1584,7 @@ errors++;
 }
 }
 else {
-const err122 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err122 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1594,9 +1594,11 @@ vErrors.push(err122);
 errors++;
 }
 }
-if(data59.default !== undefined){
-if(typeof data59.default !== "boolean"){
-const err123 = {instancePath:instancePath+"/certificates/" + i9+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data60.keyFile !== undefined){
+let data64 = data60.keyFile;
+if(typeof data64 === "string"){
+if(func2(data64) < 1){
+const err123 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1606,10 +1608,8 @@ vErrors.push(err123);
 errors++;
 }
 }
-if(data59.hstsMaxAge !== undefined){
-let data65 = data59.hstsMaxAge;
-if(!(((typeof data65 == "number") && (!(data65 % 1) && !isNaN(data65))) && (isFinite(data65)))){
-const err124 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err124 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1618,9 +1618,10 @@ vErrors.push(err124);
 }
 errors++;
 }
-if((typeof data65 == "number") && (isFinite(data65))){
-if(data65 < 0 || isNaN(data65)){
-const err125 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data60.default !== undefined){
+if(typeof data60.default !== "boolean"){
+const err125 = {instancePath:instancePath+"/certificates/" + i9+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1630,10 +1631,10 @@ vErrors.push(err125);
 errors++;
 }
 }
-}
-if(data59.hstsIncludeSubDomains !== undefined){
-if(typeof data59.hstsIncludeSubDomains !== "boolean"){
-const err126 = {instancePath:instancePath+"/certificates/" + i9+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data60.hstsMaxAge !== undefined){
+let data66 = data60.hstsMaxAge;
+if(!(((typeof data66 == "number") && (!(data66 % 1) && !isNaN(data66))) && (isFinite(data66)))){
+const err126 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1642,15 +1643,39 @@ vErrors.push(err126);
 }
 errors++;
 }
-}
-}
-else {
-const err127 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if((typeof data66 == "number") && (isFinite(data66))){
+if(data66 < 0 || isNaN(data66)){
+const err127 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
 if(vErrors === null){
 vErrors = [err127];
 }
 else {
 vErrors.push(err127);
+}
+errors++;
+}
+}
+}
+if(data60.hstsIncludeSubDomains !== undefined){
+if(typeof data60.hstsIncludeSubDomains !== "boolean"){
+const err128 = {instancePath:instancePath+"/certificates/" + i9+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+}
+else {
+const err129 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
 }
 errors++;
 }

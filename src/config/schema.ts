@@ -134,6 +134,8 @@ export interface RuleConfig {
   rewrite?: RewritePolicy
   requestHeaders?: HeaderEdits
   responseHeaders?: HeaderEdits
+  /** Largest request body in bytes (413 above it); absent: no limit. */
+  maxBodySize?: number
 }
 
 /**
@@ -196,6 +198,11 @@ const headerEdits = {
     remove: { type: 'array', items: { type: 'string', pattern: FIELD_NAME } },
   },
 } as const
+
+/** Whether `s` is a DNS name or IPv4 address as the config file accepts them (the controller checks what it writes). */
+export function isHostName(s: string): boolean {
+  return new RegExp(`^${HOSTNAME}$`).test(s)
+}
 
 /** JSON Schema (draft 2020-12 subset understood by Ajv) of the file as written. */
 export const configSchema = {
@@ -272,6 +279,7 @@ export const configSchema = {
           },
           requestHeaders: headerEdits,
           responseHeaders: headerEdits,
+          maxBodySize: { type: 'integer', minimum: 0 },
         },
       },
     },

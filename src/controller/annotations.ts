@@ -10,7 +10,7 @@
 // either prefix (a typo must not silently do nothing) and for known values
 // NanoProxy cannot serve (backend-protocol GRPC before HTTP/2).
 
-import type { Scheme } from '../config/schema.ts'
+import { isHostName, type Scheme } from '../config/schema.ts'
 
 export const NANOPROXY_PREFIX = 'nanoproxy/'
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/'
@@ -29,6 +29,12 @@ export interface IngressSettings {
   rewriteTarget: string | undefined
   /** app-root: `/` of each host of the Ingress redirects (302) here. */
   appRoot: string | undefined
+  /** proxy-body-size in bytes; undefined: no limit (absent, or "0"). */
+  maxBodySize: number | undefined
+  /** upstream-vhost: the Host sent upstream. */
+  upstreamVhost: string | undefined
+  /** x-forwarded-prefix: the X-Forwarded-Prefix header sent upstream. */
+  forwardedPrefix: string | undefined
 }
 
 /** One annotation's verdict, for the Warning Event and `nanoproxy migrate`. */
@@ -48,6 +54,9 @@ export const SUPPORTED_ANNOTATIONS = [
   'rewrite-target',
   'use-regex',
   'app-root',
+  'proxy-body-size',
+  'upstream-vhost',
+  'x-forwarded-prefix',
 ] as const
 const OURS_ONLY = ['strip-path']
 
@@ -56,7 +65,6 @@ const NOT_PORTABLE = /^(configuration-snippet|server-snippet|stream-snippet|auth
 
 /** ingress-nginx annotations known to exist, not honoured by this version (docs/ingress-nginx.md). */
 const NOT_YET = new Set([
-  'proxy-body-size',
   'proxy-connect-timeout',
   'proxy-read-timeout',
   'proxy-send-timeout',
@@ -102,8 +110,6 @@ const NOT_YET = new Set([
   'temporal-redirect',
   'from-to-www-redirect',
   'custom-headers',
-  'upstream-vhost',
-  'x-forwarded-prefix',
   'ssl-passthrough',
   'proxy-buffering',
   'proxy-buffer-size',
@@ -182,6 +188,36 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
   if (appRoot !== undefined && appRoot.includes('?')) {
     problems.push({ annotation: values.get('app-root')!.annotation, kind: 'invalid', message: `annotation ${values.get('app-root')!.annotation}: ${JSON.stringify(appRoot)} must be a path without a query; this Ingress is not served` })
   }
+  // nginx's size syntax (client_max_body_size): bytes, or k/m/g (×1024).
+  // "0" turns the check off, as in nginx.
+  let maxBodySize: number | undefined
+  const bodySize = values.get('proxy-body-size')
+  if (bodySize !== undefined) {
+    const m = /^(\d{1,15})([kKmMgG]?)$/.exec(bodySize.value.trim())
+    if (m === null) {
+      problems.push({ annotation: bodySize.annotation, kind: 'invalid', message: `annotation ${bodySize.annotation}: ${JSON.stringify(bodySize.value)} is not a size (bytes, or a number with k, m or g: "8m"); this Ingress is not served` })
+    } else {
+      const unit = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2]!.toLowerCase() as '' | 'k' | 'm' | 'g']
+      const bytes = Number(m[1]) * unit
+      if (bytes > 0) maxBodySize = Math.min(bytes, Number.MAX_SAFE_INTEGER)
+    }
+  }
+  const vhost = values.get('upstream-vhost')
+  let upstreamVhost: string | undefined
+  if (vhost !== undefined) {
+    const v = vhost.value.trim()
+    // A host name (nginx sends it as the Host value).
+    if (isHostName(v)) upstreamVhost = v
+    else problems.push({ annotation: vhost.annotation, kind: 'invalid', message: `annotation ${vhost.annotation}: ${JSON.stringify(vhost.value)} is not a host name (no port; nginx variables are not supported); this Ingress is not served` })
+  }
+  const prefix = values.get('x-forwarded-prefix')
+  let forwardedPrefix: string | undefined
+  if (prefix !== undefined) {
+    const v = prefix.value.trim()
+    // A header value: visible characters and spaces inside (RFC 9110 §5.5).
+    if (/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(v) && !v.includes('$')) forwardedPrefix = v
+    else problems.push({ annotation: prefix.annotation, kind: 'invalid', message: `annotation ${prefix.annotation}: ${JSON.stringify(prefix.value)} is not a header value NanoProxy can send (no control characters, no nginx variables); this Ingress is not served` })
+  }
   const settings: IngressSettings = {
     scheme,
     stripPath: oneOf('strip-path', BOOLEAN, 'false') === 'true',
@@ -192,6 +228,9 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     regex: oneOf('use-regex', BOOLEAN, 'false') === 'true' || rewriteTarget !== undefined,
     rewriteTarget,
     appRoot,
+    maxBodySize,
+    upstreamVhost,
+    forwardedPrefix,
   }
   if (settings.stripPath && settings.regex) {
     problems.push({

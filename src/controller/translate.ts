@@ -101,7 +101,11 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       return upstreamName
     }
 
-    const policies: Partial<RuleConfig> = settings.forceSslRedirect ? { forceSslRedirect: true } : {}
+    const policies: Partial<RuleConfig> = {
+      ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}),
+      ...(settings.maxBodySize !== undefined ? { maxBodySize: settings.maxBodySize } : {}),
+      ...(settings.forwardedPrefix !== undefined ? { requestHeaders: { set: [{ name: 'X-Forwarded-Prefix', value: settings.forwardedPrefix }] } } : {}),
+    }
     const hosts = new Set<string>()
     ;(ingress.spec?.rules ?? []).forEach((rule, r) => {
       const host = (rule.host ?? '').toLowerCase()
@@ -147,7 +151,14 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
             ...(settings.sslRedirect ? {} : { sslRedirect: false }),
             ...(matchMode === 'regex' ? { ignoreCase: true } : {}),
             ...policies,
-            ...(settings.rewriteTarget !== undefined ? { rewrite: { path: settings.rewriteTarget } } : {}),
+            ...(settings.rewriteTarget !== undefined || settings.upstreamVhost !== undefined
+              ? {
+                  rewrite: {
+                    ...(settings.upstreamVhost !== undefined ? { hostname: settings.upstreamVhost } : {}),
+                    ...(settings.rewriteTarget !== undefined ? { path: settings.rewriteTarget } : {}),
+                  },
+                }
+              : {}),
           },
           hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
           length: key.length,
@@ -168,7 +179,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
         }
         claims.set(claim, owner)
         candidates.push({
-          rule: { path: '/', host, matchMode: 'exact', stripPath: false, ...policies, redirect: { path: settings.appRoot, statusCode: 302 } },
+          rule: { path: '/', host, matchMode: 'exact', stripPath: false, ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}), redirect: { path: settings.appRoot, statusCode: 302 } },
           hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
           // Before every other path of the host: an Exact `/` of the
           // Ingress itself would be served by nginx's return first too.

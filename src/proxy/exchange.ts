@@ -11,7 +11,7 @@ import type { Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError, upstreamError } from '../errors.ts'
 import { LAST_CHUNK } from '../http1/chunk-writer.ts'
 import { httpDate } from '../http1/http-date.ts'
-import type { ParseError } from '../http1/parse-error.ts'
+import { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 import { clientResponseHead } from './headers.ts'
@@ -66,6 +66,8 @@ export class Exchange implements ResponseSink {
   private encodeChunks = false
   private closeAfter = false
   private requestComplete: boolean
+  /** Request body bytes still allowed (a rule's maxBodySize, chunked bodies); -1: no limit. */
+  bodyLimit = -1
 
   constructor(handler: RequestHandler, conn: ClientConnection, head: RequestHead, upstream: Upstream, requestHead: string, upgrade: boolean, started: number) {
     this.handler = handler
@@ -98,6 +100,13 @@ export class Exchange implements ResponseSink {
 
   /** Request body bytes; false to stop reading until onUpstreamDrain. */
   sendBody(data: Buffer): boolean {
+    if (this.bodyLimit !== -1 && (this.bodyLimit -= data.length) < 0) {
+      // A chunked body past its rule's maxBodySize: 413 if nothing was
+      // answered yet, else the connection is cut (clientBodyFailed).
+      this.bodyLimit = -1
+      this.clientBodyFailed(new ParseError('ERR_BODY_TOO_LARGE', 'request body larger than the rule\'s maxBodySize', 413))
+      return true
+    }
     if (this.uc === undefined) return true
     this.bodyForwarded = true
     return this.head.chunked ? this.uc.writeChunk(data) : this.uc.writeBody(data)

@@ -199,6 +199,19 @@ export class RequestHandler {
       return
     }
 
+    // maxBodySize: a declared length is judged before anything is sent
+    // (and before `100 Continue`: the client need not send the body at
+    // all); a chunked body is counted as it streams (Exchange.bodyLimit).
+    // The connection closes after the 413: the unread body cannot be
+    // skipped cheaply (nginx closes too).
+    if (policy !== undefined && policy.maxBodySize !== -1 && head.contentLength > policy.maxBodySize) {
+      const error = new NanoProxyError(ERROR_CODES.BODY_TOO_LARGE, `request body of ${head.contentLength} bytes is larger than the rule's maxBodySize ${policy.maxBodySize}`)
+      const sent = this.sendError(conn, head, error, true)
+      this.requestDone(conn, head, started, { status: sent.status, bytes: sent.bytes, error }, undefined)
+      conn.responseFinished(true, true)
+      return
+    }
+
     if (head.expect !== undefined) {
       // RFC 9110 §10.1.1: 100-continue is the only expectation there is. It
       // is answered here once the request is routed (as nginx does) and
@@ -229,6 +242,7 @@ export class RequestHandler {
     const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
     const owner = hsts === '' && policy?.responseHeaders === undefined ? this : this.ownerWithHeader(hsts, policy)
     const exchange = new Exchange(owner, conn, head, upstream, requestHead, upgrade, started)
+    if (policy !== undefined && policy.maxBodySize !== -1 && head.chunked) exchange.bodyLimit = policy.maxBodySize
     conn.attach(exchange)
     exchange.start()
   }

@@ -13,6 +13,8 @@ export interface RoutePolicy {
   readonly forceSslRedirect: boolean
   readonly requestHeaders: HeaderEditor | undefined
   readonly responseHeaders: HeaderEditor | undefined
+  /** Largest request body in bytes; -1: no limit. */
+  readonly maxBodySize: number
   /** `redirect.path` or `rewrite.path` refers to capture groups: the handler runs the rule's regex again for them. */
   readonly needsGroups: boolean
 }
@@ -24,7 +26,8 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     rule.rewrite === undefined &&
     rule.forceSslRedirect !== true &&
     rule.requestHeaders === undefined &&
-    rule.responseHeaders === undefined
+    rule.responseHeaders === undefined &&
+    rule.maxBodySize === undefined
   ) {
     return undefined
   }
@@ -35,6 +38,7 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     forceSslRedirect: rule.forceSslRedirect === true,
     requestHeaders: headerEditor(rule.requestHeaders),
     responseHeaders: headerEditor(rule.responseHeaders),
+    maxBodySize: rule.maxBodySize ?? -1,
     needsGroups: rule.matchMode === 'regex' && templates.some((t) => /\$[1-9]/.test(t)),
   }
 }

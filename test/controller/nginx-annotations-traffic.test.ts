@@ -50,6 +50,9 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: $
       ]) +
       ingress('approot', 'approot.bar.com', { 'nginx.ingress.kubernetes.io/app-root': '/app1' }, [{ path: '/', pathType: 'Prefix' }]) +
       ingress('force', 'secure.bar.com', { 'nginx.ingress.kubernetes.io/force-ssl-redirect': 'true' }, [{ path: '/', pathType: 'Prefix' }]) +
+      ingress('upload', 'upload.bar.com', { 'nginx.ingress.kubernetes.io/proxy-body-size': '1k', 'nginx.ingress.kubernetes.io/upstream-vhost': 'files.internal', 'nginx.ingress.kubernetes.io/x-forwarded-prefix': '/files' }, [
+        { path: '/', pathType: 'Prefix' },
+      ]) +
       ingress('snippet', 'snippet.bar.com', { 'nginx.ingress.kubernetes.io/server-snippet': 'allow 10.0.0.0/8; deny all;' }, [{ path: '/', pathType: 'Prefix' }])
     const dir = tempDir()
     const input = join(dir, 'ingresses.yaml')
@@ -81,6 +84,15 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: $
     const reply = await send(`${proxy.url}/login?next=%2F`, { headers: { host: 'secure.bar.com' } })
     assert.equal(reply.status, 308)
     assert.equal(reply.headers.location, 'https://secure.bar.com/login?next=%2F')
+  })
+
+  it('proxy-body-size 1k answers 413 above 1024 bytes; upstream-vhost and x-forwarded-prefix reach the upstream', async () => {
+    const big = await send(`${proxy.url}/u`, { method: 'POST', headers: { host: 'upload.bar.com' }, body: 'x'.repeat(1025) })
+    assert.equal(big.status, 413)
+    const { json } = await sendJson<SeenRequest>(`${proxy.url}/u`, { method: 'POST', headers: { host: 'upload.bar.com' }, body: 'x'.repeat(1024) })
+    assert.equal(json.bodyLength, 1024)
+    assert.equal(json.headers.host, 'files.internal')
+    assert.equal(json.headers['x-forwarded-prefix'], '/files')
   })
 
   it('an Ingress with a snippet is not served at all (fail closed)', async () => {

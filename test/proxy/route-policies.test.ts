@@ -68,6 +68,9 @@ describe('per-route policies', () => {
       remove: [server]
   - upstream: echo
     host: plain.example
+  - upstream: echo
+    host: small.example
+    maxBodySize: 10
 `,
       ),
       env: { TRUSTED_PROXIES: '127.0.0.1/32' },
@@ -163,6 +166,32 @@ describe('per-route policies', () => {
     const reply = await send(`${proxy.url}/with-headers`, { headers: { host: 'plain.example' } })
     assert.equal(reply.headers.server, 'upstream/1.0')
     assert.equal(reply.headers['cache-control'], 'public')
+  })
+
+  it('answers 413 to a declared body larger than maxBodySize without forwarding it, and forwards one at the limit', async () => {
+    const before = up.requests.length
+    const big = await send(`${proxy.url}/upload`, { method: 'POST', headers: { host: 'small.example' }, body: 'x'.repeat(11) })
+    assert.equal(big.status, 413)
+    assert.match(big.body, /NP_ERR_BODY_TOO_LARGE/)
+    assert.equal(up.requests.length, before, 'the upstream never saw it')
+    const { reply, json } = await sendJson<SeenRequest>(`${proxy.url}/upload`, { method: 'POST', headers: { host: 'small.example' }, body: 'x'.repeat(10) })
+    assert.equal(reply.status, 200)
+    assert.equal(json.bodyLength, 10)
+  })
+
+  it('answers 413 without 100 Continue to an Expect: 100-continue request whose length is over the limit', async () => {
+    const raw = await sendRaw(proxy.port, 'POST /u HTTP/1.1\r\nhost: small.example\r\ncontent-length: 1000\r\nexpect: 100-continue\r\n\r\n')
+    assert.match(raw, /^HTTP\/1\.1 413 /)
+    assert.doesNotMatch(raw, /100 Continue/)
+    assert.match(raw, /\r\nconnection: close\r\n/)
+  })
+
+  it('answers 413 to a chunked body once it grows past maxBodySize', async () => {
+    const raw = await sendRaw(proxy.port, 'POST /u HTTP/1.1\r\nhost: small.example\r\ntransfer-encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n')
+    assert.match(raw, /^HTTP\/1\.1 413 /)
+    const ok = await sendRaw(proxy.port, 'POST /u HTTP/1.1\r\nhost: small.example\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\n12345\r\n5\r\n12345\r\n0\r\n\r\n')
+    assert.match(ok, /^HTTP\/1\.1 200 /)
+    assert.match(ok, /"bodyLength":10/)
   })
 
   it('answers a HEAD redirect with the head alone', async () => {
