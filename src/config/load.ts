@@ -24,6 +24,7 @@ import {
   type RewritePolicy,
   type RuleConfig,
   type Scheme,
+  type TimeoutsPolicy,
   type UpstreamConfig,
 } from './schema.ts'
 // configSchema compiled ahead of time (scripts/generate-schema-validator.ts):
@@ -70,6 +71,7 @@ interface RawRule {
   requestHeaders?: HeaderEdits
   responseHeaders?: HeaderEdits
   maxBodySize?: number
+  timeouts?: TimeoutsPolicy
 }
 interface RawCertificate {
   hosts?: string[]
@@ -423,6 +425,7 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
       ...(r.requestHeaders !== undefined ? { requestHeaders: normaliseEdits(r.requestHeaders) } : {}),
       ...(r.responseHeaders !== undefined ? { responseHeaders: normaliseEdits(r.responseHeaders) } : {}),
       ...(r.maxBodySize !== undefined ? { maxBodySize: r.maxBodySize } : {}),
+      ...(r.timeouts !== undefined ? { timeouts: { ...r.timeouts } } : {}),
     })),
   }
 }
@@ -584,6 +587,11 @@ function describe(path: PathKey[]): string {
   if (field === 'servers' && typeof path[3] === 'number') {
     const inner = path[4]
     return `${noun} ${index + 1} server ${path[3] + 1}${inner === undefined ? '' : ` field "${String(inner)}"`}`
+  }
+  if (section === 'rules' && path.length > 3) {
+    // A policy's own field: `timeouts.response`, `requestHeaders.set[1].value`.
+    const name = path.slice(2).reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k + 1}]` : out === '' ? k : `${out}.${k}`), '')
+    return `${noun} ${index + 1} field "${name}"`
   }
   return field === undefined ? `${noun} ${index + 1}` : `${noun} ${index + 1} field "${String(field)}"`
 }

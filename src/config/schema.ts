@@ -99,6 +99,17 @@ export interface RedirectPolicy {
   statusCode: RedirectCode
 }
 
+/**
+ * A rule's upstream deadlines, in seconds: `connect` (TCP/TLS connection),
+ * `response` (from the request's last byte to the response head), `idle`
+ * (silence in the middle of a request or response body).
+ */
+export interface TimeoutsPolicy {
+  connect?: number
+  response?: number
+  idle?: number
+}
+
 /** Changes to the forwarded request (Gateway API's URLRewrite). */
 export interface RewritePolicy {
   hostname?: string
@@ -134,6 +145,8 @@ export interface RuleConfig {
   rewrite?: RewritePolicy
   requestHeaders?: HeaderEdits
   responseHeaders?: HeaderEdits
+  /** Seconds; each absent: TIMEOUT (connect, response) or IDLE_TIMEOUT (idle). */
+  timeouts?: TimeoutsPolicy
   /** Largest request body in bytes (413 above it); absent: no limit. */
   maxBodySize?: number
 }
@@ -280,6 +293,15 @@ export const configSchema = {
           requestHeaders: headerEdits,
           responseHeaders: headerEdits,
           maxBodySize: { type: 'integer', minimum: 0 },
+          timeouts: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              connect: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+              response: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+              idle: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+            },
+          },
         },
       },
     },

@@ -10,7 +10,7 @@
 // either prefix (a typo must not silently do nothing) and for known values
 // NanoProxy cannot serve (backend-protocol GRPC before HTTP/2).
 
-import { isHostName, type Scheme } from '../config/schema.ts'
+import { isHostName, type Scheme, type TimeoutsPolicy } from '../config/schema.ts'
 
 export const NANOPROXY_PREFIX = 'nanoproxy/'
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/'
@@ -35,6 +35,8 @@ export interface IngressSettings {
   upstreamVhost: string | undefined
   /** x-forwarded-prefix: the X-Forwarded-Prefix header sent upstream. */
   forwardedPrefix: string | undefined
+  /** proxy-connect/read/send-timeout; undefined when none is given. */
+  timeouts: TimeoutsPolicy | undefined
 }
 
 /** One annotation's verdict, for the Warning Event and `nanoproxy migrate`. */
@@ -57,6 +59,9 @@ export const SUPPORTED_ANNOTATIONS = [
   'proxy-body-size',
   'upstream-vhost',
   'x-forwarded-prefix',
+  'proxy-connect-timeout',
+  'proxy-read-timeout',
+  'proxy-send-timeout',
 ] as const
 const OURS_ONLY = ['strip-path']
 
@@ -65,9 +70,6 @@ const NOT_PORTABLE = /^(configuration-snippet|server-snippet|stream-snippet|auth
 
 /** ingress-nginx annotations known to exist, not honoured by this version (docs/ingress-nginx.md). */
 const NOT_YET = new Set([
-  'proxy-connect-timeout',
-  'proxy-read-timeout',
-  'proxy-send-timeout',
   'whitelist-source-range',
   'denylist-source-range',
   'enable-cors',
@@ -218,6 +220,26 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     if (/^[\x21-\x7e]([\x20-\x7e]*[\x21-\x7e])?$/.test(v) && !v.includes('$')) forwardedPrefix = v
     else problems.push({ annotation: prefix.annotation, kind: 'invalid', message: `annotation ${prefix.annotation}: ${JSON.stringify(prefix.value)} is not a header value NanoProxy can send (no control characters, no nginx variables); this Ingress is not served` })
   }
+  // Seconds, as ingress-nginx writes them ("60"; "60s" accepted too).
+  const seconds = (name: string): number | undefined => {
+    const entry = values.get(name)
+    if (entry === undefined) return undefined
+    const m = /^(\d{1,5})s?$/.exec(entry.value.trim())
+    if (m !== null && Number(m[1]) > 0 && Number(m[1]) <= 86400) return Number(m[1])
+    problems.push({ annotation: entry.annotation, kind: 'invalid', message: `annotation ${entry.annotation}: ${JSON.stringify(entry.value)} is not a number of seconds from 1 to 86400; this Ingress is not served` })
+    return undefined
+  }
+  const connect = seconds('proxy-connect-timeout')
+  const read = seconds('proxy-read-timeout')
+  const send = seconds('proxy-send-timeout')
+  // nginx's read timeout is the wait for the response head and between two
+  // reads of its body, its send timeout between two writes of the request
+  // body; NanoProxy has one idle timeout for both bodies: the larger.
+  const idle = read === undefined ? send : send === undefined ? read : Math.max(read, send)
+  const timeouts: TimeoutsPolicy | undefined =
+    connect === undefined && read === undefined && idle === undefined
+      ? undefined
+      : { ...(connect !== undefined ? { connect } : {}), ...(read !== undefined ? { response: read } : {}), ...(idle !== undefined ? { idle } : {}) }
   const settings: IngressSettings = {
     scheme,
     stripPath: oneOf('strip-path', BOOLEAN, 'false') === 'true',
@@ -231,6 +253,7 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     maxBodySize,
     upstreamVhost,
     forwardedPrefix,
+    timeouts,
   }
   if (settings.stripPath && settings.regex) {
     problems.push({

@@ -104,6 +104,7 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
     const policies: Partial<RuleConfig> = {
       ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}),
       ...(settings.maxBodySize !== undefined ? { maxBodySize: settings.maxBodySize } : {}),
+      ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
       ...(settings.forwardedPrefix !== undefined ? { requestHeaders: { set: [{ name: 'X-Forwarded-Prefix', value: settings.forwardedPrefix }] } } : {}),
     }
     const hosts = new Set<string>()

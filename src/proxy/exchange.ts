@@ -17,7 +17,7 @@ import type { ResponseHead } from '../http1/response-head.ts'
 import { clientResponseHead } from './headers.ts'
 // The roles this file talks to (connection-roles.ts), under the names of the classes that play them.
 import type { ExchangeClient as ClientConnection, ExchangeOwner as RequestHandler, ExchangeResult } from './connection-roles.ts'
-import { BodyMode, Failure, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
+import { BodyMode, Failure, type RequestTimeouts, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
 import type { UpstreamPool } from './upstream-pool.ts'
 import type { Upstream } from './upstream-pools.ts'
 
@@ -66,6 +66,8 @@ export class Exchange implements ResponseSink {
   private encodeChunks = false
   private closeAfter = false
   private requestComplete: boolean
+  /** The rule's `timeouts`, if it has any. */
+  timeouts: RequestTimeouts | undefined = undefined
   /** Request body bytes still allowed (a rule's maxBodySize, chunked bodies); -1: no limit. */
   bodyLimit = -1
 
@@ -95,7 +97,7 @@ export class Exchange implements ResponseSink {
     // Upgrades get a connection of their own (it becomes the tunnel); a
     // retry gets a fresh one (the reused one just failed).
     this.uc = pool.acquire(this.upgrade || this.attempts > 1)
-    this.uc.send(this, this.requestHead, !this.requestComplete)
+    this.uc.send(this, this.requestHead, !this.requestComplete, this.timeouts)
   }
 
   /** Request body bytes; false to stop reading until onUpstreamDrain. */

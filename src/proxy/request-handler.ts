@@ -242,7 +242,10 @@ export class RequestHandler {
     const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
     const owner = hsts === '' && policy?.responseHeaders === undefined ? this : this.ownerWithHeader(hsts, policy)
     const exchange = new Exchange(owner, conn, head, upstream, requestHead, upgrade, started)
-    if (policy !== undefined && policy.maxBodySize !== -1 && head.chunked) exchange.bodyLimit = policy.maxBodySize
+    if (policy !== undefined) {
+      if (policy.maxBodySize !== -1 && head.chunked) exchange.bodyLimit = policy.maxBodySize
+      exchange.timeouts = policy.timeouts
+    }
     conn.attach(exchange)
     exchange.start()
   }

@@ -13,6 +13,8 @@ export interface RoutePolicy {
   readonly forceSslRedirect: boolean
   readonly requestHeaders: HeaderEditor | undefined
   readonly responseHeaders: HeaderEditor | undefined
+  /** The rule's deadlines in ms (the handler passes them to the upstream connection). */
+  readonly timeouts: { connectMs?: number; responseMs?: number; idleMs?: number } | undefined
   /** Largest request body in bytes; -1: no limit. */
   readonly maxBodySize: number
   /** `redirect.path` or `rewrite.path` refers to capture groups: the handler runs the rule's regex again for them. */
@@ -27,7 +29,8 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     rule.forceSslRedirect !== true &&
     rule.requestHeaders === undefined &&
     rule.responseHeaders === undefined &&
-    rule.maxBodySize === undefined
+    rule.maxBodySize === undefined &&
+    rule.timeouts === undefined
   ) {
     return undefined
   }
@@ -39,6 +42,14 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     requestHeaders: headerEditor(rule.requestHeaders),
     responseHeaders: headerEditor(rule.responseHeaders),
     maxBodySize: rule.maxBodySize ?? -1,
+    timeouts:
+      rule.timeouts === undefined
+        ? undefined
+        : {
+            ...(rule.timeouts.connect !== undefined ? { connectMs: rule.timeouts.connect * 1000 } : {}),
+            ...(rule.timeouts.response !== undefined ? { responseMs: rule.timeouts.response * 1000 } : {}),
+            ...(rule.timeouts.idle !== undefined ? { idleMs: rule.timeouts.idle * 1000 } : {}),
+          },
     needsGroups: rule.matchMode === 'regex' && templates.some((t) => /\$[1-9]/.test(t)),
   }
 }

@@ -71,14 +71,21 @@ describe('per-route policies in the config file', () => {
     assert.deepEqual(got, [
       'c.yaml:7:21: rule 1 field "requestHeaders": "Content-Length" cannot be changed by a policy (the proxy writes the framing and connection fields)',
       'c.yaml:8:16: rule 1 field "requestHeaders": "host" cannot be changed by a policy (the proxy writes the framing and connection fields; use rewrite.hostname)',
-      'c.yaml:9:33: rule 1 field "requestHeaders": "a\\r\\nb: c" must be a header field value: no control characters, no leading or trailing space',
+      'c.yaml:9:33: rule 1 field "requestHeaders.add[1].value": "a\\r\\nb: c" must be a header field value: no control characters, no leading or trailing space',
     ])
   })
 
   it('reject unknown policy fields, naming the allowed ones, and status codes that are not redirects', () => {
     assert.deepEqual(problems(`${UP}  - redirect: { code: 301, statusCode: 200 }\n`), [
       'c.yaml:5:17: unknown field "code" in rule 1 field "redirect" (allowed: scheme, hostname, port, path, prefix, statusCode)',
-      'c.yaml:5:40: rule 1 field "redirect": "200" is not valid for statusCode; expected one of 301, 302, 303, 307, 308',
+      'c.yaml:5:40: rule 1 field "redirect.statusCode": "200" is not valid for statusCode; expected one of 301, 302, 303, 307, 308',
+    ])
+  })
+
+  it('reject timeouts that are not positive numbers of seconds, naming the field', () => {
+    assert.deepEqual(problems(`${UP}  - upstream: a\n    timeouts: { response: 0, idel: 3 }\n`), [
+      'c.yaml:6:27: rule 1 field "timeouts.response" must be > 0',
+      'c.yaml:6:30: unknown field "idel" in rule 1 field "timeouts" (allowed: connect, response, idle)',
     ])
   })
 

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 import { send, sendJson, sendRaw } from '../helpers/http-client.ts'
 import { startProxy, type ProxyProcess } from '../helpers/proxy-process.ts'
-import { config, startUpstream, type SeenRequest, type Upstream } from '../helpers/upstreams.ts'
+import { config, handled, startUpstream, type SeenRequest, type Upstream } from '../helpers/upstreams.ts'
 
 describe('per-route policies', () => {
   let up: Upstream
@@ -15,6 +15,18 @@ describe('per-route policies', () => {
   before(async () => {
     up = await startUpstream({
       handler: (req, res) => {
+        if (req.url === '/slow') {
+          handled(res)
+          setTimeout(() => res.end('late'), 1500)
+          return
+        }
+        if (req.url === '/stall-body') {
+          handled(res)
+          res.writeHead(200, { 'content-length': 10 })
+          res.write('12345')
+          setTimeout(() => res.end('67890'), 1500)
+          return
+        }
         if (req.url === '/with-headers') {
           res.writeHead(200, { server: 'upstream/1.0', 'x-keep': 'yes', 'cache-control': 'public', 'content-length': 2 })
           res.end('ok')
@@ -71,6 +83,9 @@ describe('per-route policies', () => {
   - upstream: echo
     host: small.example
     maxBodySize: 10
+  - upstream: echo
+    host: quick.example
+    timeouts: { response: 0.3, idle: 0.3 }
 `,
       ),
       env: { TRUSTED_PROXIES: '127.0.0.1/32' },
@@ -192,6 +207,24 @@ describe('per-route policies', () => {
     const ok = await sendRaw(proxy.port, 'POST /u HTTP/1.1\r\nhost: small.example\r\ntransfer-encoding: chunked\r\nconnection: close\r\n\r\n5\r\n12345\r\n5\r\n12345\r\n0\r\n\r\n')
     assert.match(ok, /^HTTP\/1\.1 200 /)
     assert.match(ok, /"bodyLength":10/)
+  })
+
+  it('answers 504 when the upstream takes longer than the rule\'s response timeout, while a rule without one waits (TIMEOUT)', async () => {
+    const t0 = performance.now()
+    const reply = await send(`${proxy.url}/slow`, { headers: { host: 'quick.example' } })
+    const ms = performance.now() - t0
+    assert.equal(reply.status, 504)
+    assert.match(reply.body, /NP_ERR_UPSTREAM_TIMEOUT/)
+    assert.ok(ms < 1400, `answered after ${ms.toFixed(0)} ms, before the upstream's 1.5 s`)
+    const patient = await send(`${proxy.url}/slow`, { headers: { host: 'plain.example' } })
+    assert.equal(patient.status, 200)
+    assert.equal(patient.body, 'late')
+  })
+
+  it('cuts a response whose body goes quiet for longer than the rule\'s idle timeout', async () => {
+    const raw = await sendRaw(proxy.port, 'GET /stall-body HTTP/1.1\r\nhost: quick.example\r\n\r\n', 3000)
+    assert.match(raw, /^HTTP\/1\.1 200 /)
+    assert.ok(raw.endsWith('12345'), 'the client got the first half, then the connection closed')
   })
 
   it('answers a HEAD redirect with the head alone', async () => {
