@@ -12,6 +12,7 @@ import jsyaml from 'js-yaml'
 import type * as Yaml from 'yaml'
 import type { Document, Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
+import { cidrProblem } from '../router/cidr-list.ts'
 import { compilePathRegex, groupCount, highestGroup, PathRegexError } from '../router/path-regex.ts'
 import {
   configSchema,
@@ -72,6 +73,8 @@ interface RawRule {
   responseHeaders?: HeaderEdits
   maxBodySize?: number
   timeouts?: TimeoutsPolicy
+  allow?: string[]
+  deny?: string[]
 }
 interface RawCertificate {
   hosts?: string[]
@@ -350,6 +353,14 @@ function policyProblems(r: RawRule, i: number): { path: PathKey[]; message: stri
   if (r.rewrite !== null && typeof r.rewrite === 'object' && typeof r.rewrite.prefix === 'string' && r.stripPath === true) {
     problems.push({ path: at('rewrite', 'prefix'), message: `rule ${i + 1}: "rewrite.prefix" and "stripPath" both replace the matched prefix; use one` })
   }
+  for (const field of ['allow', 'deny'] as const) {
+    const list = r[field] as unknown
+    if (!Array.isArray(list)) continue
+    list.forEach((cidr: unknown, j) => {
+      const problem = typeof cidr === 'string' ? cidrProblem(cidr.trim()) : undefined
+      if (problem !== undefined) problems.push({ path: at(field, j), message: `rule ${i + 1} field "${field}[${j + 1}]": ${problem}` })
+    })
+  }
   for (const field of ['requestHeaders', 'responseHeaders'] as const) {
     const edits = r[field]
     if (edits === null || typeof edits !== 'object') continue
@@ -426,6 +437,8 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
       ...(r.responseHeaders !== undefined ? { responseHeaders: normaliseEdits(r.responseHeaders) } : {}),
       ...(r.maxBodySize !== undefined ? { maxBodySize: r.maxBodySize } : {}),
       ...(r.timeouts !== undefined ? { timeouts: { ...r.timeouts } } : {}),
+      ...(r.allow !== undefined ? { allow: r.allow.map((c) => c.trim()) } : {}),
+      ...(r.deny !== undefined ? { deny: r.deny.map((c) => c.trim()) } : {}),
     })),
   }
 }

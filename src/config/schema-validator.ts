@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/\\S*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix","regex"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"},"ignoreCase":{"type":"boolean"},"forceSslRedirect":{"type":"boolean"},"redirect":{"type":"object","additionalProperties":false,"properties":{"scheme":{"enum":["http","https"]},"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"},"statusCode":{"enum":[301,302,303,307,308]}}},"rewrite":{"type":"object","additionalProperties":false,"properties":{"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"}}},"requestHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"responseHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"maxBodySize":{"type":"integer","minimum":0},"timeouts":{"type":"object","additionalProperties":false,"properties":{"connect":{"type":"number","exclusiveMinimum":0,"maximum":86400},"response":{"type":"number","exclusiveMinimum":0,"maximum":86400},"idle":{"type":"number","exclusiveMinimum":0,"maximum":86400}}}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/\\S*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix","regex"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"},"ignoreCase":{"type":"boolean"},"forceSslRedirect":{"type":"boolean"},"redirect":{"type":"object","additionalProperties":false,"properties":{"scheme":{"enum":["http","https"]},"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"},"statusCode":{"enum":[301,302,303,307,308]}}},"rewrite":{"type":"object","additionalProperties":false,"properties":{"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"}}},"requestHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"responseHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"maxBodySize":{"type":"integer","minimum":0},"allow":{"type":"array","items":{"type":"string"}},"deny":{"type":"array","items":{"type":"string"}},"timeouts":{"type":"object","additionalProperties":false,"properties":{"connect":{"type":"number","exclusiveMinimum":0,"maximum":86400},"response":{"type":"number","exclusiveMinimum":0,"maximum":86400},"idle":{"type":"number","exclusiveMinimum":0,"maximum":86400}}}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["certFile","keyFile"],"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -1465,12 +1465,13 @@ errors++;
 }
 }
 }
-if(data15.timeouts !== undefined){
-let data59 = data15.timeouts;
-if(data59 && typeof data59 == "object" && !Array.isArray(data59)){
-for(const key12 in data59){
-if(!(((key12 === "connect") || (key12 === "response")) || (key12 === "idle"))){
-const err113 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(data15.allow !== undefined){
+let data59 = data15.allow;
+if(Array.isArray(data59)){
+const len9 = data59.length;
+for(let i9=0; i9<len9; i9++){
+if(typeof data59[i9] !== "string"){
+const err113 = {instancePath:instancePath+"/rules/" + i2+"/allow/" + i9,schemaPath:"#/properties/rules/items/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err113];
 }
@@ -1480,11 +1481,9 @@ vErrors.push(err113);
 errors++;
 }
 }
-if(data59.connect !== undefined){
-let data60 = data59.connect;
-if((typeof data60 == "number") && (isFinite(data60))){
-if(data60 > 86400 || isNaN(data60)){
-const err114 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+}
+else {
+const err114 = {instancePath:instancePath+"/rules/" + i2+"/allow",schemaPath:"#/properties/rules/items/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err114];
 }
@@ -1493,8 +1492,14 @@ vErrors.push(err114);
 }
 errors++;
 }
-if(data60 <= 0 || isNaN(data60)){
-const err115 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+if(data15.deny !== undefined){
+let data61 = data15.deny;
+if(Array.isArray(data61)){
+const len10 = data61.length;
+for(let i10=0; i10<len10; i10++){
+if(typeof data61[i10] !== "string"){
+const err115 = {instancePath:instancePath+"/rules/" + i2+"/deny/" + i10,schemaPath:"#/properties/rules/items/properties/deny/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err115];
 }
@@ -1504,8 +1509,9 @@ vErrors.push(err115);
 errors++;
 }
 }
+}
 else {
-const err116 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "number"},message:"must be number"};
+const err116 = {instancePath:instancePath+"/rules/" + i2+"/deny",schemaPath:"#/properties/rules/items/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err116];
 }
@@ -1515,11 +1521,12 @@ vErrors.push(err116);
 errors++;
 }
 }
-if(data59.response !== undefined){
-let data61 = data59.response;
-if((typeof data61 == "number") && (isFinite(data61))){
-if(data61 > 86400 || isNaN(data61)){
-const err117 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(data15.timeouts !== undefined){
+let data63 = data15.timeouts;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+for(const key12 in data63){
+if(!(((key12 === "connect") || (key12 === "response")) || (key12 === "idle"))){
+const err117 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err117];
 }
@@ -1528,8 +1535,12 @@ vErrors.push(err117);
 }
 errors++;
 }
-if(data61 <= 0 || isNaN(data61)){
-const err118 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+if(data63.connect !== undefined){
+let data64 = data63.connect;
+if((typeof data64 == "number") && (isFinite(data64))){
+if(data64 > 86400 || isNaN(data64)){
+const err118 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err118];
 }
@@ -1538,9 +1549,8 @@ vErrors.push(err118);
 }
 errors++;
 }
-}
-else {
-const err119 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data64 <= 0 || isNaN(data64)){
+const err119 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err119];
 }
@@ -1550,11 +1560,8 @@ vErrors.push(err119);
 errors++;
 }
 }
-if(data59.idle !== undefined){
-let data62 = data59.idle;
-if((typeof data62 == "number") && (isFinite(data62))){
-if(data62 > 86400 || isNaN(data62)){
-const err120 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+else {
+const err120 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err120];
 }
@@ -1563,8 +1570,12 @@ vErrors.push(err120);
 }
 errors++;
 }
-if(data62 <= 0 || isNaN(data62)){
-const err121 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+}
+if(data63.response !== undefined){
+let data65 = data63.response;
+if((typeof data65 == "number") && (isFinite(data65))){
+if(data65 > 86400 || isNaN(data65)){
+const err121 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err121];
 }
@@ -1573,9 +1584,8 @@ vErrors.push(err121);
 }
 errors++;
 }
-}
-else {
-const err122 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(data65 <= 0 || isNaN(data65)){
+const err122 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err122];
 }
@@ -1585,9 +1595,8 @@ vErrors.push(err122);
 errors++;
 }
 }
-}
 else {
-const err123 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+const err123 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err123];
 }
@@ -1597,9 +1606,11 @@ vErrors.push(err123);
 errors++;
 }
 }
-}
-else {
-const err124 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data63.idle !== undefined){
+let data66 = data63.idle;
+if((typeof data66 == "number") && (isFinite(data66))){
+if(data66 > 86400 || isNaN(data66)){
+const err124 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
 if(vErrors === null){
 vErrors = [err124];
 }
@@ -1608,13 +1619,8 @@ vErrors.push(err124);
 }
 errors++;
 }
-}
-}
-}
-if(data.certificates !== undefined){
-let data63 = data.certificates;
-if((!(Array.isArray(data63))) && (data63 !== null)){
-const err125 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
+if(data66 <= 0 || isNaN(data66)){
+const err125 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
 if(vErrors === null){
 vErrors = [err125];
 }
@@ -1623,13 +1629,9 @@ vErrors.push(err125);
 }
 errors++;
 }
-if(Array.isArray(data63)){
-const len9 = data63.length;
-for(let i9=0; i9<len9; i9++){
-let data64 = data63[i9];
-if(data64 && typeof data64 == "object" && !Array.isArray(data64)){
-if(data64.certFile === undefined){
-const err126 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
+}
+else {
+const err126 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/type",keyword:"type",params:{type: "number"},message:"must be number"};
 if(vErrors === null){
 vErrors = [err126];
 }
@@ -1638,8 +1640,10 @@ vErrors.push(err126);
 }
 errors++;
 }
-if(data64.keyFile === undefined){
-const err127 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
+}
+}
+else {
+const err127 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err127];
 }
@@ -1648,9 +1652,10 @@ vErrors.push(err127);
 }
 errors++;
 }
-for(const key13 in data64){
-if(!((((((key13 === "hosts") || (key13 === "certFile")) || (key13 === "keyFile")) || (key13 === "default")) || (key13 === "hstsMaxAge")) || (key13 === "hstsIncludeSubDomains"))){
-const err128 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+}
+}
+else {
+const err128 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err128];
 }
@@ -1660,15 +1665,12 @@ vErrors.push(err128);
 errors++;
 }
 }
-if(data64.hosts !== undefined){
-let data65 = data64.hosts;
-if(Array.isArray(data65)){
-const len10 = data65.length;
-for(let i10=0; i10<len10; i10++){
-let data66 = data65[i10];
-if(typeof data66 === "string"){
-if(!pattern21.test(data66)){
-const err129 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+}
+}
+if(data.certificates !== undefined){
+let data67 = data.certificates;
+if((!(Array.isArray(data67))) && (data67 !== null)){
+const err129 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
 if(vErrors === null){
 vErrors = [err129];
 }
@@ -1677,9 +1679,13 @@ vErrors.push(err129);
 }
 errors++;
 }
-}
-else {
-const err130 = {instancePath:instancePath+"/certificates/" + i9+"/hosts/" + i10,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(Array.isArray(data67)){
+const len11 = data67.length;
+for(let i11=0; i11<len11; i11++){
+let data68 = data67[i11];
+if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
+if(data68.certFile === undefined){
+const err130 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "certFile"},message:"must have required property '"+"certFile"+"'"};
 if(vErrors === null){
 vErrors = [err130];
 }
@@ -1688,10 +1694,8 @@ vErrors.push(err130);
 }
 errors++;
 }
-}
-}
-else {
-const err131 = {instancePath:instancePath+"/certificates/" + i9+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data68.keyFile === undefined){
+const err131 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/required",keyword:"required",params:{missingProperty: "keyFile"},message:"must have required property '"+"keyFile"+"'"};
 if(vErrors === null){
 vErrors = [err131];
 }
@@ -1700,12 +1704,9 @@ vErrors.push(err131);
 }
 errors++;
 }
-}
-if(data64.certFile !== undefined){
-let data67 = data64.certFile;
-if(typeof data67 === "string"){
-if(func2(data67) < 1){
-const err132 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+for(const key13 in data68){
+if(!((((((key13 === "hosts") || (key13 === "certFile")) || (key13 === "keyFile")) || (key13 === "default")) || (key13 === "hstsMaxAge")) || (key13 === "hstsIncludeSubDomains"))){
+const err132 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err132];
 }
@@ -1715,8 +1716,15 @@ vErrors.push(err132);
 errors++;
 }
 }
-else {
-const err133 = {instancePath:instancePath+"/certificates/" + i9+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data68.hosts !== undefined){
+let data69 = data68.hosts;
+if(Array.isArray(data69)){
+const len12 = data69.length;
+for(let i12=0; i12<len12; i12++){
+let data70 = data69[i12];
+if(typeof data70 === "string"){
+if(!pattern21.test(data70)){
+const err133 = {instancePath:instancePath+"/certificates/" + i11+"/hosts/" + i12,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
 if(vErrors === null){
 vErrors = [err133];
 }
@@ -1726,11 +1734,8 @@ vErrors.push(err133);
 errors++;
 }
 }
-if(data64.keyFile !== undefined){
-let data68 = data64.keyFile;
-if(typeof data68 === "string"){
-if(func2(data68) < 1){
-const err134 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err134 = {instancePath:instancePath+"/certificates/" + i11+"/hosts/" + i12,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err134];
 }
@@ -1740,8 +1745,9 @@ vErrors.push(err134);
 errors++;
 }
 }
+}
 else {
-const err135 = {instancePath:instancePath+"/certificates/" + i9+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err135 = {instancePath:instancePath+"/certificates/" + i11+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
 if(vErrors === null){
 vErrors = [err135];
 }
@@ -1751,9 +1757,11 @@ vErrors.push(err135);
 errors++;
 }
 }
-if(data64.default !== undefined){
-if(typeof data64.default !== "boolean"){
-const err136 = {instancePath:instancePath+"/certificates/" + i9+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data68.certFile !== undefined){
+let data71 = data68.certFile;
+if(typeof data71 === "string"){
+if(func2(data71) < 1){
+const err136 = {instancePath:instancePath+"/certificates/" + i11+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err136];
 }
@@ -1763,10 +1771,8 @@ vErrors.push(err136);
 errors++;
 }
 }
-if(data64.hstsMaxAge !== undefined){
-let data70 = data64.hstsMaxAge;
-if(!(((typeof data70 == "number") && (!(data70 % 1) && !isNaN(data70))) && (isFinite(data70)))){
-const err137 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err137 = {instancePath:instancePath+"/certificates/" + i11+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err137];
 }
@@ -1775,9 +1781,12 @@ vErrors.push(err137);
 }
 errors++;
 }
-if((typeof data70 == "number") && (isFinite(data70))){
-if(data70 < 0 || isNaN(data70)){
-const err138 = {instancePath:instancePath+"/certificates/" + i9+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data68.keyFile !== undefined){
+let data72 = data68.keyFile;
+if(typeof data72 === "string"){
+if(func2(data72) < 1){
+const err138 = {instancePath:instancePath+"/certificates/" + i11+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err138];
 }
@@ -1787,10 +1796,8 @@ vErrors.push(err138);
 errors++;
 }
 }
-}
-if(data64.hstsIncludeSubDomains !== undefined){
-if(typeof data64.hstsIncludeSubDomains !== "boolean"){
-const err139 = {instancePath:instancePath+"/certificates/" + i9+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err139 = {instancePath:instancePath+"/certificates/" + i11+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err139];
 }
@@ -1800,14 +1807,63 @@ vErrors.push(err139);
 errors++;
 }
 }
-}
-else {
-const err140 = {instancePath:instancePath+"/certificates/" + i9,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data68.default !== undefined){
+if(typeof data68.default !== "boolean"){
+const err140 = {instancePath:instancePath+"/certificates/" + i11+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err140];
 }
 else {
 vErrors.push(err140);
+}
+errors++;
+}
+}
+if(data68.hstsMaxAge !== undefined){
+let data74 = data68.hstsMaxAge;
+if(!(((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74))) && (isFinite(data74)))){
+const err141 = {instancePath:instancePath+"/certificates/" + i11+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+if((typeof data74 == "number") && (isFinite(data74))){
+if(data74 < 0 || isNaN(data74)){
+const err142 = {instancePath:instancePath+"/certificates/" + i11+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+}
+if(data68.hstsIncludeSubDomains !== undefined){
+if(typeof data68.hstsIncludeSubDomains !== "boolean"){
+const err143 = {instancePath:instancePath+"/certificates/" + i11+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
+}
+errors++;
+}
+}
+}
+else {
+const err144 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err144];
+}
+else {
+vErrors.push(err144);
 }
 errors++;
 }

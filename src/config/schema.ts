@@ -147,6 +147,10 @@ export interface RuleConfig {
   responseHeaders?: HeaderEdits
   /** Seconds; each absent: TIMEOUT (connect, response) or IDLE_TIMEOUT (idle). */
   timeouts?: TimeoutsPolicy
+  /** Client addresses (CIDRs) allowed; absent: any. Checked after `deny`. */
+  allow?: string[]
+  /** Client addresses (CIDRs) refused with 403. */
+  deny?: string[]
   /** Largest request body in bytes (413 above it); absent: no limit. */
   maxBodySize?: number
 }
@@ -293,6 +297,8 @@ export const configSchema = {
           requestHeaders: headerEdits,
           responseHeaders: headerEdits,
           maxBodySize: { type: 'integer', minimum: 0 },
+          allow: { type: 'array', items: { type: 'string' } },
+          deny: { type: 'array', items: { type: 'string' } },
           timeouts: {
             type: 'object',
             additionalProperties: false,

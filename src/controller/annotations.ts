@@ -11,6 +11,7 @@
 // NanoProxy cannot serve (backend-protocol GRPC before HTTP/2).
 
 import { isHostName, type Scheme, type TimeoutsPolicy } from '../config/schema.ts'
+import { cidrProblem } from '../router/cidr-list.ts'
 
 export const NANOPROXY_PREFIX = 'nanoproxy/'
 export const NGINX_PREFIX = 'nginx.ingress.kubernetes.io/'
@@ -37,6 +38,9 @@ export interface IngressSettings {
   forwardedPrefix: string | undefined
   /** proxy-connect/read/send-timeout; undefined when none is given. */
   timeouts: TimeoutsPolicy | undefined
+  /** whitelist-source-range (allow) and denylist-source-range (deny): CIDRs. */
+  allow: string[] | undefined
+  deny: string[] | undefined
 }
 
 /** One annotation's verdict, for the Warning Event and `nanoproxy migrate`. */
@@ -62,6 +66,8 @@ export const SUPPORTED_ANNOTATIONS = [
   'proxy-connect-timeout',
   'proxy-read-timeout',
   'proxy-send-timeout',
+  'whitelist-source-range',
+  'denylist-source-range',
 ] as const
 const OURS_ONLY = ['strip-path']
 
@@ -70,8 +76,6 @@ const NOT_PORTABLE = /^(configuration-snippet|server-snippet|stream-snippet|auth
 
 /** ingress-nginx annotations known to exist, not honoured by this version (docs/ingress-nginx.md). */
 const NOT_YET = new Set([
-  'whitelist-source-range',
-  'denylist-source-range',
   'enable-cors',
   'cors-allow-origin',
   'cors-allow-methods',
@@ -240,6 +244,20 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     connect === undefined && read === undefined && idle === undefined
       ? undefined
       : { ...(connect !== undefined ? { connect } : {}), ...(read !== undefined ? { response: read } : {}), ...(idle !== undefined ? { idle } : {}) }
+  // Comma-separated CIDRs, as ingress-nginx reads them. One bad entry
+  // leaves the Ingress out: serving it with a shorter list would refuse
+  // too much (allow) or too little (deny).
+  const cidrs = (name: string): string[] | undefined => {
+    const entry = values.get(name)
+    if (entry === undefined) return undefined
+    const list = entry.value.split(',').map((c) => c.trim()).filter((c) => c !== '')
+    const bad = list.map(cidrProblem).find((p) => p !== undefined)
+    if (list.length > 0 && bad === undefined) return list
+    problems.push({ annotation: entry.annotation, kind: 'invalid', message: `annotation ${entry.annotation}: ${bad ?? 'no address given'}; this Ingress is not served` })
+    return undefined
+  }
+  const allow = cidrs('whitelist-source-range')
+  const deny = cidrs('denylist-source-range')
   const settings: IngressSettings = {
     scheme,
     stripPath: oneOf('strip-path', BOOLEAN, 'false') === 'true',
@@ -254,6 +272,8 @@ export function readAnnotations(annotations: Readonly<Record<string, string>>): 
     upstreamVhost,
     forwardedPrefix,
     timeouts,
+    allow,
+    deny,
   }
   if (settings.stripPath && settings.regex) {
     problems.push({

@@ -105,6 +105,8 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}),
       ...(settings.maxBodySize !== undefined ? { maxBodySize: settings.maxBodySize } : {}),
       ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
+      ...(settings.allow !== undefined ? { allow: settings.allow } : {}),
+      ...(settings.deny !== undefined ? { deny: settings.deny } : {}),
       ...(settings.forwardedPrefix !== undefined ? { requestHeaders: { set: [{ name: 'X-Forwarded-Prefix', value: settings.forwardedPrefix }] } } : {}),
     }
     const hosts = new Set<string>()

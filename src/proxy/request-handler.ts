@@ -8,12 +8,14 @@ import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import { normalizePath, PathError } from '../router/normalize-path.ts'
 import { routingHost, validAuthority } from '../router/request-host.ts'
+import { listed } from '../router/cidr-list.ts'
 import { replacedPath } from '../router/rewrite-path.ts'
 import { upstreamTarget, type Route } from '../router/route.ts'
 import type { RoutePolicy } from '../router/route-policy.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
+import { policyClientAddress } from './client-address.ts'
 import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import type { ProxyContext } from './proxy-context.ts'
@@ -279,6 +281,20 @@ export class RequestHandler {
   }
 
   /**
+   * A rule's `deny`, then `allow` (nginx's order for ingress-nginx's
+   * denylist and whitelist): 403 for a client address they exclude, the
+   * address as TRUSTED_PROXIES reveal it (client-address.ts).
+   */
+  private refusedByPolicy(conn: ClientConnection, head: RequestHead, started: number, policy: RoutePolicy): boolean {
+    if (policy.allow === undefined && policy.deny === undefined) return false
+    const client = policyClientAddress(conn.address, conn.trusted, head, this.ctx.settings.trustedProxies)
+    const denied = (policy.deny !== undefined && listed(policy.deny, client)) || (policy.allow !== undefined && !listed(policy.allow, client))
+    if (!denied) return false
+    this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.FORBIDDEN, `client address ${client} is not allowed by the rule`))
+    return true
+  }
+
+  /**
    * The policies that answer instead of forwarding: force-ssl-redirect and
    * `redirect`. Returns whether the request was answered.
    */
@@ -305,7 +321,7 @@ export class RequestHandler {
       return true
     }
     const redirect = policy.redirect
-    if (redirect === undefined) return false
+    if (redirect === undefined) return this.refusedByPolicy(conn, head, started, policy)
     let target: string
     try {
       target = replacedPath(route, path, redirect.path, redirect.prefix)

@@ -2,6 +2,8 @@
 // "Per-route policies"). A route without policies has none of this: the
 // request handler checks one field and goes on as before.
 
+import type { BlockList } from 'node:net'
+import { blockListOf } from './cidr-list.ts'
 import type { HeaderEdits, RedirectPolicy, RewritePolicy, RuleConfig } from '../config/schema.ts'
 
 /** Edits the header lines the proxy passes through (`Name: value\r\n` each). */
@@ -15,6 +17,9 @@ export interface RoutePolicy {
   readonly responseHeaders: HeaderEditor | undefined
   /** The rule's deadlines in ms (the handler passes them to the upstream connection). */
   readonly timeouts: { connectMs?: number; responseMs?: number; idleMs?: number } | undefined
+  /** Client addresses allowed (undefined: any) and refused (undefined: none). */
+  readonly allow: BlockList | undefined
+  readonly deny: BlockList | undefined
   /** Largest request body in bytes; -1: no limit. */
   readonly maxBodySize: number
   /** `redirect.path` or `rewrite.path` refers to capture groups: the handler runs the rule's regex again for them. */
@@ -30,7 +35,9 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     rule.requestHeaders === undefined &&
     rule.responseHeaders === undefined &&
     rule.maxBodySize === undefined &&
-    rule.timeouts === undefined
+    rule.timeouts === undefined &&
+    rule.allow === undefined &&
+    rule.deny === undefined
   ) {
     return undefined
   }
@@ -42,6 +49,8 @@ export function compilePolicy(rule: RuleConfig): RoutePolicy | undefined {
     requestHeaders: headerEditor(rule.requestHeaders),
     responseHeaders: headerEditor(rule.responseHeaders),
     maxBodySize: rule.maxBodySize ?? -1,
+    allow: rule.allow === undefined ? undefined : blockListOf(rule.allow),
+    deny: rule.deny === undefined ? undefined : blockListOf(rule.deny),
     timeouts:
       rule.timeouts === undefined
         ? undefined

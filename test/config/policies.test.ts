@@ -89,6 +89,13 @@ describe('per-route policies in the config file', () => {
     ])
   })
 
+  it('reject allow and deny entries that are not addresses or CIDR blocks', () => {
+    assert.deepEqual(problems(`${UP}  - upstream: a\n    allow: [10.0.0.0/8, 10.0.0.0/33]\n    deny: [example.com]\n`), [
+      'c.yaml:6:25: rule 1 field "allow[2]": "10.0.0.0/33" has an invalid prefix length (0-32)',
+      'c.yaml:7:12: rule 1 field "deny[1]": "example.com" is not an IP address or CIDR',
+    ])
+  })
+
   it('reject a replaced prefix on a rule that matches no prefix, and together with stripPath', () => {
     assert.deepEqual(problems(`${UP}  - upstream: a\n    matchMode: exact\n    path: /x\n    rewrite: { prefix: /y }\n  - upstream: a\n    stripPath: true\n    rewrite: { prefix: /y }\n`), [
       'c.yaml:8:24: rule 1 field "rewrite.prefix" needs matchMode prefix or pathPrefix (it replaces the matched prefix)',

@@ -53,6 +53,7 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: $
       ingress('upload', 'upload.bar.com', { 'nginx.ingress.kubernetes.io/proxy-body-size': '1k', 'nginx.ingress.kubernetes.io/upstream-vhost': 'files.internal', 'nginx.ingress.kubernetes.io/x-forwarded-prefix': '/files' }, [
         { path: '/', pathType: 'Prefix' },
       ]) +
+      ingress('private', 'private.bar.com', { 'nginx.ingress.kubernetes.io/whitelist-source-range': '10.0.0.0/8' }, [{ path: '/', pathType: 'Prefix' }]) +
       ingress('snippet', 'snippet.bar.com', { 'nginx.ingress.kubernetes.io/server-snippet': 'allow 10.0.0.0/8; deny all;' }, [{ path: '/', pathType: 'Prefix' }])
     const dir = tempDir()
     const input = join(dir, 'ingresses.yaml')
@@ -93,6 +94,11 @@ spec: {type: ExternalName, externalName: 127.0.0.1, ports: [{name: http, port: $
     assert.equal(json.bodyLength, 1024)
     assert.equal(json.headers.host, 'files.internal')
     assert.equal(json.headers['x-forwarded-prefix'], '/files')
+  })
+
+  it('whitelist-source-range answers 403 to a client outside the ranges', async () => {
+    const reply = await send(`${proxy.url}/`, { headers: { host: 'private.bar.com' } })
+    assert.equal(reply.status, 403)
   })
 
   it('an Ingress with a snippet is not served at all (fail closed)', async () => {

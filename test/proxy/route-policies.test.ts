@@ -86,6 +86,12 @@ describe('per-route policies', () => {
   - upstream: echo
     host: quick.example
     timeouts: { response: 0.3, idle: 0.3 }
+  - upstream: echo
+    host: deny.example
+    deny: [127.0.0.1/32]
+  - upstream: echo
+    host: allow.example
+    allow: [10.0.0.0/8, "2001:db8::/32"]
 `,
       ),
       env: { TRUSTED_PROXIES: '127.0.0.1/32' },
@@ -225,6 +231,25 @@ describe('per-route policies', () => {
     const raw = await sendRaw(proxy.port, 'GET /stall-body HTTP/1.1\r\nhost: quick.example\r\n\r\n', 3000)
     assert.match(raw, /^HTTP\/1\.1 200 /)
     assert.ok(raw.endsWith('12345'), 'the client got the first half, then the connection closed')
+  })
+
+  it('answers 403 to a client address in the rule\'s deny list and forwards others', async () => {
+    const before = up.requests.length
+    const refused = await send(`${proxy.url}/`, { headers: { host: 'deny.example' } })
+    assert.equal(refused.status, 403)
+    assert.match(refused.body, /NP_ERR_FORBIDDEN/)
+    assert.equal(up.requests.length, before, 'nothing reached the upstream')
+    // The peer is a trusted proxy (TRUSTED_PROXIES=127.0.0.1/32): the client is the address it reports.
+    assert.equal((await echo('deny.example', '/', { 'x-forwarded-for': '203.0.113.9' })).reply.status, 200)
+  })
+
+  it('forwards only client addresses in the rule\'s allow list, read through trusted proxies from the right', async () => {
+    assert.equal((await send(`${proxy.url}/`, { headers: { host: 'allow.example' } })).status, 403, 'the peer itself, 127.0.0.1, is not allowed')
+    assert.equal((await echo('allow.example', '/', { 'x-forwarded-for': '10.1.2.3' })).reply.status, 200)
+    assert.equal((await echo('allow.example', '/', { 'x-forwarded-for': '10.1.2.3, 127.0.0.1' })).reply.status, 200, 'a trusted hop is skipped')
+    assert.equal((await echo('allow.example', '/', { 'x-forwarded-for': '2001:db8::7' })).reply.status, 200)
+    const spoofed = await send(`${proxy.url}/`, { headers: { host: 'allow.example', 'x-forwarded-for': '10.9.9.9, 203.0.113.5' } })
+    assert.equal(spoofed.status, 403, 'an address left of the first untrusted one is ignored: the client could have written it')
   })
 
   it('answers a HEAD redirect with the head alone', async () => {
