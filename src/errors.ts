@@ -10,6 +10,10 @@ export const ERROR_CODES = {
   NO_ROUTE: 'NP_ERR_NO_ROUTE',
   /** The request itself is unacceptable (bad target, duplicate Host...). */
   BAD_REQUEST: 'NP_ERR_BAD_REQUEST',
+  /** The client's address is not allowed by its rule's `allow`/`deny` lists. */
+  FORBIDDEN: 'NP_ERR_FORBIDDEN',
+  /** The request body is larger than its rule's `maxBodySize` (RFC 9110 §15.5.14). */
+  BODY_TOO_LARGE: 'NP_ERR_BODY_TOO_LARGE',
   /** An `Expect` the proxy cannot meet (anything but 100-continue, RFC 9110 §10.1.1). */
   EXPECTATION_FAILED: 'NP_ERR_EXPECTATION_FAILED',
   /** The upstream refused the connection or its name did not resolve. */
@@ -45,6 +49,8 @@ const HTTP_STATUS: Partial<Record<ErrorCode, number>> = {
   NP_ERR_NO_ROUTE: 404,
   NP_ERR_BAD_REQUEST: 400,
   NP_ERR_EXPECTATION_FAILED: 417,
+  NP_ERR_BODY_TOO_LARGE: 413,
+  NP_ERR_FORBIDDEN: 403,
   NP_ERR_UPSTREAM_CONNECT: 502,
   NP_ERR_UPSTREAM_RESET: 502,
   NP_ERR_UPSTREAM_TLS: 502,

@@ -6,9 +6,10 @@
 // Unlike there, a value that cannot be used stops start-up with a message
 // naming the variable: silently falling back to a default hides mistakes.
 
-import { BlockList, isIP } from 'node:net'
+import { BlockList } from 'node:net'
 import { availableParallelism } from 'node:os'
 import { ERROR_CODES, NanoProxyError } from './errors.ts'
+import { addCidr } from './router/cidr-list.ts'
 
 export interface ProxySettings {
   /** TCP port to listen on; 0 picks a free port (used by tests). */
@@ -178,18 +179,3 @@ function nonEmpty(v: string | undefined): string | undefined {
   return v === undefined || v === '' ? undefined : v
 }
 
-/** Adds `a.b.c.d/n`, `::1/128` or a bare address to the list; returns a problem or undefined. */
-function addCidr(list: BlockList, cidr: string): string | undefined {
-  const slash = cidr.indexOf('/')
-  const address = slash === -1 ? cidr : cidr.slice(0, slash)
-  const family = isIP(address)
-  if (family === 0) return `${JSON.stringify(cidr)} is not an IP address or CIDR`
-  const type = family === 4 ? 'ipv4' : 'ipv6'
-  const max = family === 4 ? 32 : 128
-  const prefix = slash === -1 ? max : Number(cidr.slice(slash + 1))
-  if (!Number.isInteger(prefix) || prefix < 0 || prefix > max || (slash !== -1 && cidr.slice(slash + 1) === '')) {
-    return `${JSON.stringify(cidr)} has an invalid prefix length (0-${max})`
-  }
-  list.addSubnet(address, prefix, type)
-  return undefined
-}

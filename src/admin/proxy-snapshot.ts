@@ -21,7 +21,7 @@ export function proxySnapshot(proxy: ProxyLifecycle): ProcessSnapshot {
     families: metrics.families(),
     info: {
       version: VERSION,
-      routes: config.rules.map((r) => ({ host: r.host, path: r.path, match: r.matchMode, upstream: r.upstream })),
+      routes: config.rules.map((r) => ({ host: r.host, path: r.path, match: r.matchMode, upstream: r.upstream ?? '' })),
       upstreams,
       reloads: [...metrics.reloads],
       certificates: [...gauges.certificates].map(([host, expires]) => ({ host, expires })),

@@ -20,6 +20,13 @@ export async function runRoutes(file: string): Promise<number> {
     if (group.routes.length === 0) continue
     for (const r of group.routes) {
       const u = r.upstream
+      const redirect = config.rules[r.index]?.redirect
+      if (redirect !== undefined) {
+        // A redirect rule forwards nothing: say where it sends the client.
+        const to = `${redirect.scheme ?? ''}${redirect.scheme ? '://' : ''}${redirect.hostname ?? ''}${redirect.port !== undefined ? `:${redirect.port}` : ''}${redirect.path ?? redirect.prefix ?? ''}`
+        rows.push([group.host, String(r.index + 1), r.matchMode, r.path, r.stripPath ? 'yes' : 'no', '-', `redirect ${redirect.statusCode}${to === '' ? '' : ` ${to}`}`])
+        continue
+      }
       const servers = serversOf(u)
       const target = servers.length === 0 ? '(no servers)' : servers.map((s) => `${u.scheme}://${s.host.includes(':') ? `[${s.host}]` : s.host}:${s.port}`).join(' ')
       rows.push([group.host, String(r.index + 1), r.matchMode, r.path, r.stripPath ? 'yes' : 'no', u.name, target])

@@ -12,7 +12,22 @@ import jsyaml from 'js-yaml'
 import type * as Yaml from 'yaml'
 import type { Document, Node } from 'yaml'
 import { ConfigError, type ConfigProblem } from '../errors.ts'
-import { configSchema, PATTERN_HINTS, type Balance, type MatchMode, type ProxyConfig, type Scheme, type UpstreamConfig } from './schema.ts'
+import { cidrProblem } from '../router/cidr-list.ts'
+import { compilePathRegex, groupCount, highestGroup, PathRegexError } from '../router/path-regex.ts'
+import {
+  configSchema,
+  PATTERN_HINTS,
+  type Balance,
+  type HeaderEdits,
+  type MatchMode,
+  type ProxyConfig,
+  type RedirectPolicy,
+  type RewritePolicy,
+  type RuleConfig,
+  type Scheme,
+  type TimeoutsPolicy,
+  type UpstreamConfig,
+} from './schema.ts'
 // configSchema compiled ahead of time (scripts/generate-schema-validator.ts):
 // compiling it here at start-up cost ~3 MB of RSS and Ajv in the image.
 import { validateConfigSchema as validateSchema } from './schema-validator.ts'
@@ -43,13 +58,23 @@ interface RawUpstream {
   noHostRewrite?: boolean
 }
 interface RawRule {
-  upstream: string
+  upstream?: string
   path?: string
   host?: string
   matchMode?: MatchMode
   stripPath?: boolean
   rawPath?: boolean
   sslRedirect?: boolean
+  ignoreCase?: boolean
+  forceSslRedirect?: boolean
+  redirect?: Partial<RedirectPolicy>
+  rewrite?: RewritePolicy
+  requestHeaders?: HeaderEdits
+  responseHeaders?: HeaderEdits
+  maxBodySize?: number
+  timeouts?: TimeoutsPolicy
+  allow?: string[]
+  deny?: string[]
 }
 interface RawCertificate {
   hosts?: string[]
@@ -234,6 +259,7 @@ function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[], certific
     if (typeof r.host === 'string' && r.host.includes(':') && isIP(r.host.replace(/^\[(.*)\]$/, '$1')) !== 6) {
       problems.push({ path: ['rules', i, 'host'], message: `rule ${i + 1} field "host": ${JSON.stringify(r.host)} must be a hostname or IP address, without scheme, port or path` })
     }
+    for (const p of policyProblems(r, i)) problems.push(p)
     if (typeof r.upstream === 'string' && r.upstream !== '' && !seen.has(r.upstream)) {
       const known = [...seen].map((n) => `"${n}"`).join(', ') || 'none are defined'
       problems.push({
@@ -276,6 +302,98 @@ function crossFieldProblems(upstreams: RawUpstream[], rules: RawRule[], certific
   return problems
 }
 
+/**
+ * Header fields a policy may not touch: those that frame the message or
+ * belong to one connection (RFC 9110 §7.6.1, RFC 9112 §6), which the proxy
+ * writes itself, and Host, which `rewrite.hostname` sets.
+ */
+export const PROTECTED_HEADERS: ReadonlySet<string> = new Set([
+  'connection',
+  'content-length',
+  'host',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+])
+
+/** The checks of one rule's match mode and policies that span fields. */
+function policyProblems(r: RawRule, i: number): { path: PathKey[]; message: string }[] {
+  const problems: { path: PathKey[]; message: string }[] = []
+  const at = (field: string, ...rest: PathKey[]): PathKey[] => ['rules', i, field, ...rest]
+  const hasRedirect = r.redirect !== null && typeof r.redirect === 'object'
+  if (r.upstream === undefined && !hasRedirect) {
+    problems.push({ path: ['rules', i], message: `rule ${i + 1} is missing required field "upstream" (only a rule with "redirect" has none)` })
+  }
+  const regex = r.matchMode === 'regex'
+  let groups = 0
+  if (typeof r.path === 'string') {
+    if (regex) {
+      try {
+        groups = groupCount(compilePathRegex(r.path, r.ignoreCase === true))
+      } catch (err) {
+        if (!(err instanceof PathRegexError)) throw err
+        problems.push({ path: at('path'), message: `rule ${i + 1} field "path": ${JSON.stringify(r.path)} ${err.message}` })
+      }
+    } else if (/[?#]/.test(r.path)) {
+      problems.push({ path: at('path'), message: `rule ${i + 1} field "path": ${JSON.stringify(r.path)} must not contain "?" or "#" (the query string is never matched; for a regular expression, set matchMode: regex)` })
+    }
+  } else if (regex) {
+    problems.push({ path: at('matchMode'), message: `rule ${i + 1}: matchMode regex needs a "path" (the pattern)` })
+  }
+  if (r.ignoreCase === true && !regex) problems.push({ path: at('ignoreCase'), message: `rule ${i + 1} field "ignoreCase" applies only with matchMode: regex` })
+  const pathAndPrefix = (policy: 'redirect' | 'rewrite', v: { path?: unknown; prefix?: unknown } | undefined): void => {
+    if (v === null || typeof v !== 'object') return
+    if (typeof v.path === 'string' && typeof v.prefix === 'string') {
+      problems.push({ path: at(policy, 'prefix'), message: `rule ${i + 1} field "${policy}": give "path" (the whole path) or "prefix" (the matched part), not both` })
+    }
+    if (typeof v.prefix === 'string' && r.matchMode !== 'prefix' && r.matchMode !== 'pathPrefix' && r.matchMode !== undefined) {
+      problems.push({ path: at(policy, 'prefix'), message: `rule ${i + 1} field "${policy}.prefix" needs matchMode prefix or pathPrefix (it replaces the matched prefix)` })
+    }
+    if (typeof v.path === 'string') {
+      const wanted = highestGroup(v.path)
+      if (wanted > 0 && !regex) {
+        problems.push({ path: at(policy, 'path'), message: `rule ${i + 1} field "${policy}.path": $${wanted} refers to a capture group, which only a matchMode: regex rule has` })
+      } else if (wanted > groups && regex) {
+        problems.push({ path: at(policy, 'path'), message: `rule ${i + 1} field "${policy}.path": $${wanted} refers to a capture group the rule's path does not have (it has ${groups})` })
+      }
+    }
+  }
+  pathAndPrefix('redirect', r.redirect)
+  pathAndPrefix('rewrite', r.rewrite)
+  if (r.rewrite !== null && typeof r.rewrite === 'object' && typeof r.rewrite.prefix === 'string' && r.stripPath === true) {
+    problems.push({ path: at('rewrite', 'prefix'), message: `rule ${i + 1}: "rewrite.prefix" and "stripPath" both replace the matched prefix; use one` })
+  }
+  for (const field of ['allow', 'deny'] as const) {
+    const list = r[field] as unknown
+    if (!Array.isArray(list)) continue
+    list.forEach((cidr: unknown, j) => {
+      const problem = typeof cidr === 'string' ? cidrProblem(cidr.trim()) : undefined
+      if (problem !== undefined) problems.push({ path: at(field, j), message: `rule ${i + 1} field "${field}[${j + 1}]": ${problem}` })
+    })
+  }
+  for (const field of ['requestHeaders', 'responseHeaders'] as const) {
+    const edits = r[field]
+    if (edits === null || typeof edits !== 'object') continue
+    for (const op of ['set', 'add', 'remove'] as const) {
+      const list = edits[op] as unknown
+      if (!Array.isArray(list)) continue
+      list.forEach((entry: unknown, j) => {
+        const name = typeof entry === 'string' ? entry : (entry as { name?: unknown } | null)?.name
+        if (typeof name === 'string' && PROTECTED_HEADERS.has(name.toLowerCase())) {
+          problems.push({
+            path: typeof entry === 'string' ? at(field, op, j) : at(field, op, j, 'name'),
+            message: `rule ${i + 1} field "${field}": "${name}" cannot be changed by a policy (the proxy writes the framing and connection fields${name.toLowerCase() === 'host' ? '; use rewrite.hostname' : ''})`,
+          })
+        }
+      })
+    }
+  }
+  return problems
+}
+
 /** Applies the defaults of the original NanoProxy to a validated file. */
 function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: RawCertificate[] | undefined): ProxyConfig {
   return {
@@ -308,15 +426,42 @@ function normalise(upstreams: RawUpstream[], rules: RawRule[], certificates: Raw
         noHostRewrite: u.noHostRewrite ?? false,
       }
     }),
-    rules: rules.map((r) => ({
-      upstream: r.upstream,
+    rules: rules.map((r): RuleConfig => ({
+      ...(r.upstream !== undefined ? { upstream: r.upstream } : {}),
       path: r.path ?? '/',
       host: normaliseRuleHost(r.host ?? ''),
       matchMode: r.matchMode ?? 'prefix',
       stripPath: r.stripPath ?? false,
       ...(r.rawPath === true ? { rawPath: true } : {}),
       ...(r.sslRedirect === false ? { sslRedirect: false } : {}),
+      ...(r.ignoreCase === true ? { ignoreCase: true } : {}),
+      ...(r.forceSslRedirect === true ? { forceSslRedirect: true } : {}),
+      ...(r.redirect !== undefined
+        ? {
+            redirect: {
+              ...r.redirect,
+              ...(r.redirect.hostname !== undefined ? { hostname: normaliseRuleHost(r.redirect.hostname) } : {}),
+              statusCode: r.redirect.statusCode ?? 302,
+            },
+          }
+        : {}),
+      ...(r.rewrite !== undefined ? { rewrite: { ...r.rewrite } } : {}),
+      ...(r.requestHeaders !== undefined ? { requestHeaders: normaliseEdits(r.requestHeaders) } : {}),
+      ...(r.responseHeaders !== undefined ? { responseHeaders: normaliseEdits(r.responseHeaders) } : {}),
+      ...(r.maxBodySize !== undefined ? { maxBodySize: r.maxBodySize } : {}),
+      ...(r.timeouts !== undefined ? { timeouts: { ...r.timeouts } } : {}),
+      ...(r.allow !== undefined ? { allow: r.allow.map((c) => c.trim()) } : {}),
+      ...(r.deny !== undefined ? { deny: r.deny.map((c) => c.trim()) } : {}),
     })),
+  }
+}
+
+/** Header edits with names to remove in lower case (set/add keep the spelling they are sent with). */
+function normaliseEdits(e: HeaderEdits): HeaderEdits {
+  return {
+    ...(e.set !== undefined ? { set: e.set.map((h) => ({ name: h.name, value: h.value })) } : {}),
+    ...(e.add !== undefined ? { add: e.add.map((h) => ({ name: h.name, value: h.value })) } : {}),
+    ...(e.remove !== undefined ? { remove: e.remove.map((n) => n.toLowerCase()) } : {}),
   }
 }
 
@@ -350,6 +495,8 @@ function acceptYaml11Booleans(raw: unknown): void {
   fix((raw as Record<string, unknown>).upstreams, 'noHostRewrite')
   fix((raw as Record<string, unknown>).rules, 'stripPath')
   fix((raw as Record<string, unknown>).rules, 'sslRedirect')
+  fix((raw as Record<string, unknown>).rules, 'ignoreCase')
+  fix((raw as Record<string, unknown>).rules, 'forceSslRedirect')
 }
 
 type PathKey = string | number
@@ -438,7 +585,16 @@ function allowedKeys(path: PathKey[]): string {
   if (path.length === 0) return 'upstreams, rules, certificates'
   if (section === 'upstreams' && path[2] === 'servers') return Object.keys(configSchema.properties.upstreams.items.properties.servers.items.properties).join(', ')
   if (section === 'upstreams') return Object.keys(configSchema.properties.upstreams.items.properties).join(', ')
-  if (section === 'rules') return Object.keys(configSchema.properties.rules.items.properties).join(', ')
+  if (section === 'rules') {
+    // A policy's own fields (rules/0/redirect, rules/0/requestHeaders/set/0).
+    let node: unknown = configSchema.properties.rules.items
+    for (const key of path.slice(2)) {
+      const n = node as { items?: unknown; properties?: Record<string, unknown> }
+      node = typeof key === 'number' ? n.items : n.properties?.[key]
+    }
+    const props = (node as { properties?: Record<string, unknown> } | undefined)?.properties
+    return props === undefined ? '' : Object.keys(props).join(', ')
+  }
   if (section === 'certificates') return Object.keys(configSchema.properties.certificates.items.properties).join(', ')
   return ''
 }
@@ -457,6 +613,11 @@ function describe(path: PathKey[]): string {
   if (field === 'servers' && typeof path[3] === 'number') {
     const inner = path[4]
     return `${noun} ${index + 1} server ${path[3] + 1}${inner === undefined ? '' : ` field "${String(inner)}"`}`
+  }
+  if (section === 'rules' && path.length > 3) {
+    // A policy's own field: `timeouts.response`, `requestHeaders.set[1].value`.
+    const name = path.slice(2).reduce<string>((out, k) => (typeof k === 'number' ? `${out}[${k + 1}]` : out === '' ? k : `${out}.${k}`), '')
+    return `${noun} ${index + 1} field "${name}"`
   }
   return field === undefined ? `${noun} ${index + 1}` : `${noun} ${index + 1} field "${String(field)}"`
 }

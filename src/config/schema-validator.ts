@@ -7,7 +7,7 @@ import type { ValidateFunction } from 'ajv'
 /** Whether the parsed file matches `configSchema`; if not, `.errors` holds Ajv's error objects. */
 export const validateConfigSchema: ValidateFunction = validate10
 
-const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["upstream"],"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"},"hstsPreload":{"type":"boolean"}}}}}};
+const schema11 = {"type":["object","null"],"additionalProperties":false,"properties":{"upstreams":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"required":["name"],"properties":{"name":{"type":"string","minLength":1},"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"servers":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["host"],"properties":{"host":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"weight":{"type":"integer","minimum":1,"maximum":1000}}}},"balance":{"enum":["roundRobin","leastRequest"]},"serverName":{"type":"string","pattern":"^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},"scheme":{"enum":["http","https"]},"noHostRewrite":{"type":"boolean"}}}},"rules":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"upstream":{"type":"string","minLength":1},"path":{"type":"string","pattern":"^/\\S*$"},"host":{"type":"string","pattern":"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},"matchMode":{"enum":["prefix","exact","pathPrefix","regex"]},"stripPath":{"type":"boolean"},"rawPath":{"type":"boolean"},"sslRedirect":{"type":"boolean"},"ignoreCase":{"type":"boolean"},"forceSslRedirect":{"type":"boolean"},"redirect":{"type":"object","additionalProperties":false,"properties":{"scheme":{"enum":["http","https"]},"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"port":{"type":"integer","minimum":1,"maximum":65535},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"},"statusCode":{"enum":[301,302,303,307,308]}}},"rewrite":{"type":"object","additionalProperties":false,"properties":{"hostname":{"type":"string","pattern":"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},"path":{"type":"string","pattern":"^/[^\\s?#]*$"},"prefix":{"type":"string","pattern":"^/[^\\s?#]*$"}}},"requestHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"responseHeaders":{"type":"object","additionalProperties":false,"properties":{"set":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"add":{"type":"array","items":{"type":"object","additionalProperties":false,"required":["name","value"],"properties":{"name":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},"value":{"type":"string","pattern":"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"}}}},"remove":{"type":"array","items":{"type":"string","pattern":"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"}}}},"maxBodySize":{"type":"integer","minimum":0},"allow":{"type":"array","items":{"type":"string"}},"deny":{"type":"array","items":{"type":"string"}},"timeouts":{"type":"object","additionalProperties":false,"properties":{"connect":{"type":"number","exclusiveMinimum":0,"maximum":86400},"response":{"type":"number","exclusiveMinimum":0,"maximum":86400},"idle":{"type":"number","exclusiveMinimum":0,"maximum":86400}}}}}},"certificates":{"type":["array","null"],"items":{"type":"object","additionalProperties":false,"properties":{"hosts":{"type":"array","items":{"type":"string","pattern":"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"}},"certFile":{"type":"string","minLength":1},"keyFile":{"type":"string","minLength":1},"default":{"type":"boolean"},"hstsMaxAge":{"type":"integer","minimum":0},"hstsIncludeSubDomains":{"type":"boolean"},"hstsPreload":{"type":"boolean"}}}}}};
 const func2 = (function ucs2length(str) {
     const len = str.length;
     let length = 0;
@@ -25,11 +25,15 @@ const func2 = (function ucs2length(str) {
     }
     return length;
 });
+const func3 = Object.prototype.hasOwnProperty;
 const pattern0 = new RegExp("^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$", "u");
 const pattern2 = new RegExp("^[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
-const pattern3 = new RegExp("^/[^\\s?#]*$", "u");
+const pattern3 = new RegExp("^/\\S*$", "u");
 const pattern4 = new RegExp("^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$", "u");
-const pattern5 = new RegExp("^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
+const pattern6 = new RegExp("^/[^\\s?#]*$", "u");
+const pattern11 = new RegExp("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$", "u");
+const pattern12 = new RegExp("^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$", "u");
+const pattern21 = new RegExp("^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$", "u");
 
 function validate10(data, {instancePath="", parentData, parentDataProperty, rootData=data}={}){
 let vErrors = null;
@@ -423,8 +427,9 @@ const len2 = data14.length;
 for(let i2=0; i2<len2; i2++){
 let data15 = data14[i2];
 if(data15 && typeof data15 == "object" && !Array.isArray(data15)){
-if(data15.upstream === undefined){
-const err31 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/required",keyword:"required",params:{missingProperty: "upstream"},message:"must have required property '"+"upstream"+"'"};
+for(const key3 in data15){
+if(!(func3.call(schema11.properties.rules.items.properties, key3))){
+const err31 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err31];
 }
@@ -433,9 +438,12 @@ vErrors.push(err31);
 }
 errors++;
 }
-for(const key3 in data15){
-if(!(((((((key3 === "upstream") || (key3 === "path")) || (key3 === "host")) || (key3 === "matchMode")) || (key3 === "stripPath")) || (key3 === "rawPath")) || (key3 === "sslRedirect"))){
-const err32 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key3},message:"must NOT have additional properties"};
+}
+if(data15.upstream !== undefined){
+let data16 = data15.upstream;
+if(typeof data16 === "string"){
+if(func2(data16) < 1){
+const err32 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
 if(vErrors === null){
 vErrors = [err32];
 }
@@ -445,11 +453,8 @@ vErrors.push(err32);
 errors++;
 }
 }
-if(data15.upstream !== undefined){
-let data16 = data15.upstream;
-if(typeof data16 === "string"){
-if(func2(data16) < 1){
-const err33 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+else {
+const err33 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err33];
 }
@@ -459,8 +464,11 @@ vErrors.push(err33);
 errors++;
 }
 }
-else {
-const err34 = {instancePath:instancePath+"/rules/" + i2+"/upstream",schemaPath:"#/properties/rules/items/properties/upstream/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.path !== undefined){
+let data17 = data15.path;
+if(typeof data17 === "string"){
+if(!pattern3.test(data17)){
+const err34 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/\\S*$"},message:"must match pattern \""+"^/\\S*$"+"\""};
 if(vErrors === null){
 vErrors = [err34];
 }
@@ -470,11 +478,8 @@ vErrors.push(err34);
 errors++;
 }
 }
-if(data15.path !== undefined){
-let data17 = data15.path;
-if(typeof data17 === "string"){
-if(!pattern3.test(data17)){
-const err35 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+else {
+const err35 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err35];
 }
@@ -484,8 +489,11 @@ vErrors.push(err35);
 errors++;
 }
 }
-else {
-const err36 = {instancePath:instancePath+"/rules/" + i2+"/path",schemaPath:"#/properties/rules/items/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.host !== undefined){
+let data18 = data15.host;
+if(typeof data18 === "string"){
+if(!pattern4.test(data18)){
+const err36 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
 if(vErrors === null){
 vErrors = [err36];
 }
@@ -495,11 +503,8 @@ vErrors.push(err36);
 errors++;
 }
 }
-if(data15.host !== undefined){
-let data18 = data15.host;
-if(typeof data18 === "string"){
-if(!pattern4.test(data18)){
-const err37 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/pattern",keyword:"pattern",params:{pattern: "^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"},message:"must match pattern \""+"^((\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)?$"+"\""};
+else {
+const err37 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err37];
 }
@@ -509,8 +514,10 @@ vErrors.push(err37);
 errors++;
 }
 }
-else {
-const err38 = {instancePath:instancePath+"/rules/" + i2+"/host",schemaPath:"#/properties/rules/items/properties/host/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data15.matchMode !== undefined){
+let data19 = data15.matchMode;
+if(!((((data19 === "prefix") || (data19 === "exact")) || (data19 === "pathPrefix")) || (data19 === "regex"))){
+const err38 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err38];
 }
@@ -520,10 +527,9 @@ vErrors.push(err38);
 errors++;
 }
 }
-if(data15.matchMode !== undefined){
-let data19 = data15.matchMode;
-if(!(((data19 === "prefix") || (data19 === "exact")) || (data19 === "pathPrefix"))){
-const err39 = {instancePath:instancePath+"/rules/" + i2+"/matchMode",schemaPath:"#/properties/rules/items/properties/matchMode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.matchMode.enum},message:"must be equal to one of the allowed values"};
+if(data15.stripPath !== undefined){
+if(typeof data15.stripPath !== "boolean"){
+const err39 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err39];
 }
@@ -533,9 +539,9 @@ vErrors.push(err39);
 errors++;
 }
 }
-if(data15.stripPath !== undefined){
-if(typeof data15.stripPath !== "boolean"){
-const err40 = {instancePath:instancePath+"/rules/" + i2+"/stripPath",schemaPath:"#/properties/rules/items/properties/stripPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.rawPath !== undefined){
+if(typeof data15.rawPath !== "boolean"){
+const err40 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err40];
 }
@@ -545,9 +551,9 @@ vErrors.push(err40);
 errors++;
 }
 }
-if(data15.rawPath !== undefined){
-if(typeof data15.rawPath !== "boolean"){
-const err41 = {instancePath:instancePath+"/rules/" + i2+"/rawPath",schemaPath:"#/properties/rules/items/properties/rawPath/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.sslRedirect !== undefined){
+if(typeof data15.sslRedirect !== "boolean"){
+const err41 = {instancePath:instancePath+"/rules/" + i2+"/sslRedirect",schemaPath:"#/properties/rules/items/properties/sslRedirect/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err41];
 }
@@ -557,9 +563,9 @@ vErrors.push(err41);
 errors++;
 }
 }
-if(data15.sslRedirect !== undefined){
-if(typeof data15.sslRedirect !== "boolean"){
-const err42 = {instancePath:instancePath+"/rules/" + i2+"/sslRedirect",schemaPath:"#/properties/rules/items/properties/sslRedirect/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.ignoreCase !== undefined){
+if(typeof data15.ignoreCase !== "boolean"){
+const err42 = {instancePath:instancePath+"/rules/" + i2+"/ignoreCase",schemaPath:"#/properties/rules/items/properties/ignoreCase/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err42];
 }
@@ -569,9 +575,9 @@ vErrors.push(err42);
 errors++;
 }
 }
-}
-else {
-const err43 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data15.forceSslRedirect !== undefined){
+if(typeof data15.forceSslRedirect !== "boolean"){
+const err43 = {instancePath:instancePath+"/rules/" + i2+"/forceSslRedirect",schemaPath:"#/properties/rules/items/properties/forceSslRedirect/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
 if(vErrors === null){
 vErrors = [err43];
 }
@@ -581,12 +587,12 @@ vErrors.push(err43);
 errors++;
 }
 }
-}
-}
-if(data.certificates !== undefined){
-let data23 = data.certificates;
-if((!(Array.isArray(data23))) && (data23 !== null)){
-const err44 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
+if(data15.redirect !== undefined){
+let data25 = data15.redirect;
+if(data25 && typeof data25 == "object" && !Array.isArray(data25)){
+for(const key4 in data25){
+if(!((((((key4 === "scheme") || (key4 === "hostname")) || (key4 === "port")) || (key4 === "path")) || (key4 === "prefix")) || (key4 === "statusCode"))){
+const err44 = {instancePath:instancePath+"/rules/" + i2+"/redirect",schemaPath:"#/properties/rules/items/properties/redirect/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err44];
 }
@@ -595,14 +601,11 @@ vErrors.push(err44);
 }
 errors++;
 }
-if(Array.isArray(data23)){
-const len3 = data23.length;
-for(let i3=0; i3<len3; i3++){
-let data24 = data23[i3];
-if(data24 && typeof data24 == "object" && !Array.isArray(data24)){
-for(const key4 in data24){
-if(!(((((((key4 === "hosts") || (key4 === "certFile")) || (key4 === "keyFile")) || (key4 === "default")) || (key4 === "hstsMaxAge")) || (key4 === "hstsIncludeSubDomains")) || (key4 === "hstsPreload"))){
-const err45 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key4},message:"must NOT have additional properties"};
+}
+if(data25.scheme !== undefined){
+let data26 = data25.scheme;
+if(!((data26 === "http") || (data26 === "https"))){
+const err45 = {instancePath:instancePath+"/rules/" + i2+"/redirect/scheme",schemaPath:"#/properties/rules/items/properties/redirect/properties/scheme/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.redirect.properties.scheme.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err45];
 }
@@ -612,15 +615,11 @@ vErrors.push(err45);
 errors++;
 }
 }
-if(data24.hosts !== undefined){
-let data25 = data24.hosts;
-if(Array.isArray(data25)){
-const len4 = data25.length;
-for(let i4=0; i4<len4; i4++){
-let data26 = data25[i4];
-if(typeof data26 === "string"){
-if(!pattern5.test(data26)){
-const err46 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+if(data25.hostname !== undefined){
+let data27 = data25.hostname;
+if(typeof data27 === "string"){
+if(!pattern0.test(data27)){
+const err46 = {instancePath:instancePath+"/rules/" + i2+"/redirect/hostname",schemaPath:"#/properties/rules/items/properties/redirect/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err46];
 }
@@ -631,7 +630,7 @@ errors++;
 }
 }
 else {
-const err47 = {instancePath:instancePath+"/certificates/" + i3+"/hosts/" + i4,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err47 = {instancePath:instancePath+"/rules/" + i2+"/redirect/hostname",schemaPath:"#/properties/rules/items/properties/redirect/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err47];
 }
@@ -641,9 +640,10 @@ vErrors.push(err47);
 errors++;
 }
 }
-}
-else {
-const err48 = {instancePath:instancePath+"/certificates/" + i3+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(data25.port !== undefined){
+let data28 = data25.port;
+if(!(((typeof data28 == "number") && (!(data28 % 1) && !isNaN(data28))) && (isFinite(data28)))){
+const err48 = {instancePath:instancePath+"/rules/" + i2+"/redirect/port",schemaPath:"#/properties/rules/items/properties/redirect/properties/port/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
 if(vErrors === null){
 vErrors = [err48];
 }
@@ -652,12 +652,9 @@ vErrors.push(err48);
 }
 errors++;
 }
-}
-if(data24.certFile !== undefined){
-let data27 = data24.certFile;
-if(typeof data27 === "string"){
-if(func2(data27) < 1){
-const err49 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if((typeof data28 == "number") && (isFinite(data28))){
+if(data28 > 65535 || isNaN(data28)){
+const err49 = {instancePath:instancePath+"/rules/" + i2+"/redirect/port",schemaPath:"#/properties/rules/items/properties/redirect/properties/port/maximum",keyword:"maximum",params:{comparison: "<=", limit: 65535},message:"must be <= 65535"};
 if(vErrors === null){
 vErrors = [err49];
 }
@@ -666,9 +663,8 @@ vErrors.push(err49);
 }
 errors++;
 }
-}
-else {
-const err50 = {instancePath:instancePath+"/certificates/" + i3+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(data28 < 1 || isNaN(data28)){
+const err50 = {instancePath:instancePath+"/rules/" + i2+"/redirect/port",schemaPath:"#/properties/rules/items/properties/redirect/properties/port/minimum",keyword:"minimum",params:{comparison: ">=", limit: 1},message:"must be >= 1"};
 if(vErrors === null){
 vErrors = [err50];
 }
@@ -678,11 +674,12 @@ vErrors.push(err50);
 errors++;
 }
 }
-if(data24.keyFile !== undefined){
-let data28 = data24.keyFile;
-if(typeof data28 === "string"){
-if(func2(data28) < 1){
-const err51 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+}
+if(data25.path !== undefined){
+let data29 = data25.path;
+if(typeof data29 === "string"){
+if(!pattern6.test(data29)){
+const err51 = {instancePath:instancePath+"/rules/" + i2+"/redirect/path",schemaPath:"#/properties/rules/items/properties/redirect/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
 if(vErrors === null){
 vErrors = [err51];
 }
@@ -693,7 +690,7 @@ errors++;
 }
 }
 else {
-const err52 = {instancePath:instancePath+"/certificates/" + i3+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+const err52 = {instancePath:instancePath+"/rules/" + i2+"/redirect/path",schemaPath:"#/properties/rules/items/properties/redirect/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err52];
 }
@@ -703,9 +700,11 @@ vErrors.push(err52);
 errors++;
 }
 }
-if(data24.default !== undefined){
-if(typeof data24.default !== "boolean"){
-const err53 = {instancePath:instancePath+"/certificates/" + i3+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data25.prefix !== undefined){
+let data30 = data25.prefix;
+if(typeof data30 === "string"){
+if(!pattern6.test(data30)){
+const err53 = {instancePath:instancePath+"/rules/" + i2+"/redirect/prefix",schemaPath:"#/properties/rules/items/properties/redirect/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
 if(vErrors === null){
 vErrors = [err53];
 }
@@ -715,10 +714,8 @@ vErrors.push(err53);
 errors++;
 }
 }
-if(data24.hstsMaxAge !== undefined){
-let data30 = data24.hstsMaxAge;
-if(!(((typeof data30 == "number") && (!(data30 % 1) && !isNaN(data30))) && (isFinite(data30)))){
-const err54 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+else {
+const err54 = {instancePath:instancePath+"/rules/" + i2+"/redirect/prefix",schemaPath:"#/properties/rules/items/properties/redirect/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
 if(vErrors === null){
 vErrors = [err54];
 }
@@ -727,9 +724,11 @@ vErrors.push(err54);
 }
 errors++;
 }
-if((typeof data30 == "number") && (isFinite(data30))){
-if(data30 < 0 || isNaN(data30)){
-const err55 = {instancePath:instancePath+"/certificates/" + i3+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+}
+if(data25.statusCode !== undefined){
+let data31 = data25.statusCode;
+if(!(((((data31 === 301) || (data31 === 302)) || (data31 === 303)) || (data31 === 307)) || (data31 === 308))){
+const err55 = {instancePath:instancePath+"/rules/" + i2+"/redirect/statusCode",schemaPath:"#/properties/rules/items/properties/redirect/properties/statusCode/enum",keyword:"enum",params:{allowedValues: schema11.properties.rules.items.properties.redirect.properties.statusCode.enum},message:"must be equal to one of the allowed values"};
 if(vErrors === null){
 vErrors = [err55];
 }
@@ -740,9 +739,8 @@ errors++;
 }
 }
 }
-if(data24.hstsIncludeSubDomains !== undefined){
-if(typeof data24.hstsIncludeSubDomains !== "boolean"){
-const err56 = {instancePath:instancePath+"/certificates/" + i3+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+else {
+const err56 = {instancePath:instancePath+"/rules/" + i2+"/redirect",schemaPath:"#/properties/rules/items/properties/redirect/type",keyword:"type",params:{type: "object"},message:"must be object"};
 if(vErrors === null){
 vErrors = [err56];
 }
@@ -752,9 +750,12 @@ vErrors.push(err56);
 errors++;
 }
 }
-if(data24.hstsPreload !== undefined){
-if(typeof data24.hstsPreload !== "boolean"){
-const err57 = {instancePath:instancePath+"/certificates/" + i3+"/hstsPreload",schemaPath:"#/properties/certificates/items/properties/hstsPreload/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(data15.rewrite !== undefined){
+let data32 = data15.rewrite;
+if(data32 && typeof data32 == "object" && !Array.isArray(data32)){
+for(const key5 in data32){
+if(!(((key5 === "hostname") || (key5 === "path")) || (key5 === "prefix"))){
+const err57 = {instancePath:instancePath+"/rules/" + i2+"/rewrite",schemaPath:"#/properties/rules/items/properties/rewrite/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key5},message:"must NOT have additional properties"};
 if(vErrors === null){
 vErrors = [err57];
 }
@@ -764,14 +765,1097 @@ vErrors.push(err57);
 errors++;
 }
 }
-}
-else {
-const err58 = {instancePath:instancePath+"/certificates/" + i3,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(data32.hostname !== undefined){
+let data33 = data32.hostname;
+if(typeof data33 === "string"){
+if(!pattern0.test(data33)){
+const err58 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/hostname",schemaPath:"#/properties/rules/items/properties/rewrite/properties/hostname/pattern",keyword:"pattern",params:{pattern: "^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"},message:"must match pattern \""+"^([A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?|\\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\\]?)$"+"\""};
 if(vErrors === null){
 vErrors = [err58];
 }
 else {
 vErrors.push(err58);
+}
+errors++;
+}
+}
+else {
+const err59 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/hostname",schemaPath:"#/properties/rules/items/properties/rewrite/properties/hostname/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err59];
+}
+else {
+vErrors.push(err59);
+}
+errors++;
+}
+}
+if(data32.path !== undefined){
+let data34 = data32.path;
+if(typeof data34 === "string"){
+if(!pattern6.test(data34)){
+const err60 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/path",schemaPath:"#/properties/rules/items/properties/rewrite/properties/path/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(vErrors === null){
+vErrors = [err60];
+}
+else {
+vErrors.push(err60);
+}
+errors++;
+}
+}
+else {
+const err61 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/path",schemaPath:"#/properties/rules/items/properties/rewrite/properties/path/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err61];
+}
+else {
+vErrors.push(err61);
+}
+errors++;
+}
+}
+if(data32.prefix !== undefined){
+let data35 = data32.prefix;
+if(typeof data35 === "string"){
+if(!pattern6.test(data35)){
+const err62 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/prefix",schemaPath:"#/properties/rules/items/properties/rewrite/properties/prefix/pattern",keyword:"pattern",params:{pattern: "^/[^\\s?#]*$"},message:"must match pattern \""+"^/[^\\s?#]*$"+"\""};
+if(vErrors === null){
+vErrors = [err62];
+}
+else {
+vErrors.push(err62);
+}
+errors++;
+}
+}
+else {
+const err63 = {instancePath:instancePath+"/rules/" + i2+"/rewrite/prefix",schemaPath:"#/properties/rules/items/properties/rewrite/properties/prefix/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err63];
+}
+else {
+vErrors.push(err63);
+}
+errors++;
+}
+}
+}
+else {
+const err64 = {instancePath:instancePath+"/rules/" + i2+"/rewrite",schemaPath:"#/properties/rules/items/properties/rewrite/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err64];
+}
+else {
+vErrors.push(err64);
+}
+errors++;
+}
+}
+if(data15.requestHeaders !== undefined){
+let data36 = data15.requestHeaders;
+if(data36 && typeof data36 == "object" && !Array.isArray(data36)){
+for(const key6 in data36){
+if(!(((key6 === "set") || (key6 === "add")) || (key6 === "remove"))){
+const err65 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders",schemaPath:"#/properties/rules/items/properties/requestHeaders/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key6},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err65];
+}
+else {
+vErrors.push(err65);
+}
+errors++;
+}
+}
+if(data36.set !== undefined){
+let data37 = data36.set;
+if(Array.isArray(data37)){
+const len3 = data37.length;
+for(let i3=0; i3<len3; i3++){
+let data38 = data37[i3];
+if(data38 && typeof data38 == "object" && !Array.isArray(data38)){
+if(data38.name === undefined){
+const err66 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err66];
+}
+else {
+vErrors.push(err66);
+}
+errors++;
+}
+if(data38.value === undefined){
+const err67 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'"};
+if(vErrors === null){
+vErrors = [err67];
+}
+else {
+vErrors.push(err67);
+}
+errors++;
+}
+for(const key7 in data38){
+if(!((key7 === "name") || (key7 === "value"))){
+const err68 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key7},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err68];
+}
+else {
+vErrors.push(err68);
+}
+errors++;
+}
+}
+if(data38.name !== undefined){
+let data39 = data38.name;
+if(typeof data39 === "string"){
+if(!pattern11.test(data39)){
+const err69 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3+"/name",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err69];
+}
+else {
+vErrors.push(err69);
+}
+errors++;
+}
+}
+else {
+const err70 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3+"/name",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err70];
+}
+else {
+vErrors.push(err70);
+}
+errors++;
+}
+}
+if(data38.value !== undefined){
+let data40 = data38.value;
+if(typeof data40 === "string"){
+if(!pattern12.test(data40)){
+const err71 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3+"/value",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"},message:"must match pattern \""+"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"+"\""};
+if(vErrors === null){
+vErrors = [err71];
+}
+else {
+vErrors.push(err71);
+}
+errors++;
+}
+}
+else {
+const err72 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3+"/value",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err72];
+}
+else {
+vErrors.push(err72);
+}
+errors++;
+}
+}
+}
+else {
+const err73 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set/" + i3,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err73];
+}
+else {
+vErrors.push(err73);
+}
+errors++;
+}
+}
+}
+else {
+const err74 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/set",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/set/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err74];
+}
+else {
+vErrors.push(err74);
+}
+errors++;
+}
+}
+if(data36.add !== undefined){
+let data41 = data36.add;
+if(Array.isArray(data41)){
+const len4 = data41.length;
+for(let i4=0; i4<len4; i4++){
+let data42 = data41[i4];
+if(data42 && typeof data42 == "object" && !Array.isArray(data42)){
+if(data42.name === undefined){
+const err75 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err75];
+}
+else {
+vErrors.push(err75);
+}
+errors++;
+}
+if(data42.value === undefined){
+const err76 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'"};
+if(vErrors === null){
+vErrors = [err76];
+}
+else {
+vErrors.push(err76);
+}
+errors++;
+}
+for(const key8 in data42){
+if(!((key8 === "name") || (key8 === "value"))){
+const err77 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key8},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err77];
+}
+else {
+vErrors.push(err77);
+}
+errors++;
+}
+}
+if(data42.name !== undefined){
+let data43 = data42.name;
+if(typeof data43 === "string"){
+if(!pattern11.test(data43)){
+const err78 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4+"/name",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err78];
+}
+else {
+vErrors.push(err78);
+}
+errors++;
+}
+}
+else {
+const err79 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4+"/name",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err79];
+}
+else {
+vErrors.push(err79);
+}
+errors++;
+}
+}
+if(data42.value !== undefined){
+let data44 = data42.value;
+if(typeof data44 === "string"){
+if(!pattern12.test(data44)){
+const err80 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4+"/value",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"},message:"must match pattern \""+"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"+"\""};
+if(vErrors === null){
+vErrors = [err80];
+}
+else {
+vErrors.push(err80);
+}
+errors++;
+}
+}
+else {
+const err81 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4+"/value",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err81];
+}
+else {
+vErrors.push(err81);
+}
+errors++;
+}
+}
+}
+else {
+const err82 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add/" + i4,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err82];
+}
+else {
+vErrors.push(err82);
+}
+errors++;
+}
+}
+}
+else {
+const err83 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/add",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/add/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err83];
+}
+else {
+vErrors.push(err83);
+}
+errors++;
+}
+}
+if(data36.remove !== undefined){
+let data45 = data36.remove;
+if(Array.isArray(data45)){
+const len5 = data45.length;
+for(let i5=0; i5<len5; i5++){
+let data46 = data45[i5];
+if(typeof data46 === "string"){
+if(!pattern11.test(data46)){
+const err84 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/remove/" + i5,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/remove/items/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err84];
+}
+else {
+vErrors.push(err84);
+}
+errors++;
+}
+}
+else {
+const err85 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/remove/" + i5,schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err85];
+}
+else {
+vErrors.push(err85);
+}
+errors++;
+}
+}
+}
+else {
+const err86 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders/remove",schemaPath:"#/properties/rules/items/properties/requestHeaders/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err86];
+}
+else {
+vErrors.push(err86);
+}
+errors++;
+}
+}
+}
+else {
+const err87 = {instancePath:instancePath+"/rules/" + i2+"/requestHeaders",schemaPath:"#/properties/rules/items/properties/requestHeaders/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err87];
+}
+else {
+vErrors.push(err87);
+}
+errors++;
+}
+}
+if(data15.responseHeaders !== undefined){
+let data47 = data15.responseHeaders;
+if(data47 && typeof data47 == "object" && !Array.isArray(data47)){
+for(const key9 in data47){
+if(!(((key9 === "set") || (key9 === "add")) || (key9 === "remove"))){
+const err88 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders",schemaPath:"#/properties/rules/items/properties/responseHeaders/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key9},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err88];
+}
+else {
+vErrors.push(err88);
+}
+errors++;
+}
+}
+if(data47.set !== undefined){
+let data48 = data47.set;
+if(Array.isArray(data48)){
+const len6 = data48.length;
+for(let i6=0; i6<len6; i6++){
+let data49 = data48[i6];
+if(data49 && typeof data49 == "object" && !Array.isArray(data49)){
+if(data49.name === undefined){
+const err89 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err89];
+}
+else {
+vErrors.push(err89);
+}
+errors++;
+}
+if(data49.value === undefined){
+const err90 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'"};
+if(vErrors === null){
+vErrors = [err90];
+}
+else {
+vErrors.push(err90);
+}
+errors++;
+}
+for(const key10 in data49){
+if(!((key10 === "name") || (key10 === "value"))){
+const err91 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key10},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err91];
+}
+else {
+vErrors.push(err91);
+}
+errors++;
+}
+}
+if(data49.name !== undefined){
+let data50 = data49.name;
+if(typeof data50 === "string"){
+if(!pattern11.test(data50)){
+const err92 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6+"/name",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err92];
+}
+else {
+vErrors.push(err92);
+}
+errors++;
+}
+}
+else {
+const err93 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6+"/name",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err93];
+}
+else {
+vErrors.push(err93);
+}
+errors++;
+}
+}
+if(data49.value !== undefined){
+let data51 = data49.value;
+if(typeof data51 === "string"){
+if(!pattern12.test(data51)){
+const err94 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6+"/value",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"},message:"must match pattern \""+"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"+"\""};
+if(vErrors === null){
+vErrors = [err94];
+}
+else {
+vErrors.push(err94);
+}
+errors++;
+}
+}
+else {
+const err95 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6+"/value",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err95];
+}
+else {
+vErrors.push(err95);
+}
+errors++;
+}
+}
+}
+else {
+const err96 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set/" + i6,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err96];
+}
+else {
+vErrors.push(err96);
+}
+errors++;
+}
+}
+}
+else {
+const err97 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/set",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/set/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err97];
+}
+else {
+vErrors.push(err97);
+}
+errors++;
+}
+}
+if(data47.add !== undefined){
+let data52 = data47.add;
+if(Array.isArray(data52)){
+const len7 = data52.length;
+for(let i7=0; i7<len7; i7++){
+let data53 = data52[i7];
+if(data53 && typeof data53 == "object" && !Array.isArray(data53)){
+if(data53.name === undefined){
+const err98 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/required",keyword:"required",params:{missingProperty: "name"},message:"must have required property '"+"name"+"'"};
+if(vErrors === null){
+vErrors = [err98];
+}
+else {
+vErrors.push(err98);
+}
+errors++;
+}
+if(data53.value === undefined){
+const err99 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/required",keyword:"required",params:{missingProperty: "value"},message:"must have required property '"+"value"+"'"};
+if(vErrors === null){
+vErrors = [err99];
+}
+else {
+vErrors.push(err99);
+}
+errors++;
+}
+for(const key11 in data53){
+if(!((key11 === "name") || (key11 === "value"))){
+const err100 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key11},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err100];
+}
+else {
+vErrors.push(err100);
+}
+errors++;
+}
+}
+if(data53.name !== undefined){
+let data54 = data53.name;
+if(typeof data54 === "string"){
+if(!pattern11.test(data54)){
+const err101 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7+"/name",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/properties/name/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err101];
+}
+else {
+vErrors.push(err101);
+}
+errors++;
+}
+}
+else {
+const err102 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7+"/name",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/properties/name/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err102];
+}
+else {
+vErrors.push(err102);
+}
+errors++;
+}
+}
+if(data53.value !== undefined){
+let data55 = data53.value;
+if(typeof data55 === "string"){
+if(!pattern12.test(data55)){
+const err103 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7+"/value",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/properties/value/pattern",keyword:"pattern",params:{pattern: "^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"},message:"must match pattern \""+"^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$"+"\""};
+if(vErrors === null){
+vErrors = [err103];
+}
+else {
+vErrors.push(err103);
+}
+errors++;
+}
+}
+else {
+const err104 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7+"/value",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/properties/value/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err104];
+}
+else {
+vErrors.push(err104);
+}
+errors++;
+}
+}
+}
+else {
+const err105 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add/" + i7,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err105];
+}
+else {
+vErrors.push(err105);
+}
+errors++;
+}
+}
+}
+else {
+const err106 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/add",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/add/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err106];
+}
+else {
+vErrors.push(err106);
+}
+errors++;
+}
+}
+if(data47.remove !== undefined){
+let data56 = data47.remove;
+if(Array.isArray(data56)){
+const len8 = data56.length;
+for(let i8=0; i8<len8; i8++){
+let data57 = data56[i8];
+if(typeof data57 === "string"){
+if(!pattern11.test(data57)){
+const err107 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/remove/" + i8,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/remove/items/pattern",keyword:"pattern",params:{pattern: "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"},message:"must match pattern \""+"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"+"\""};
+if(vErrors === null){
+vErrors = [err107];
+}
+else {
+vErrors.push(err107);
+}
+errors++;
+}
+}
+else {
+const err108 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/remove/" + i8,schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/remove/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err108];
+}
+else {
+vErrors.push(err108);
+}
+errors++;
+}
+}
+}
+else {
+const err109 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders/remove",schemaPath:"#/properties/rules/items/properties/responseHeaders/properties/remove/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err109];
+}
+else {
+vErrors.push(err109);
+}
+errors++;
+}
+}
+}
+else {
+const err110 = {instancePath:instancePath+"/rules/" + i2+"/responseHeaders",schemaPath:"#/properties/rules/items/properties/responseHeaders/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err110];
+}
+else {
+vErrors.push(err110);
+}
+errors++;
+}
+}
+if(data15.maxBodySize !== undefined){
+let data58 = data15.maxBodySize;
+if(!(((typeof data58 == "number") && (!(data58 % 1) && !isNaN(data58))) && (isFinite(data58)))){
+const err111 = {instancePath:instancePath+"/rules/" + i2+"/maxBodySize",schemaPath:"#/properties/rules/items/properties/maxBodySize/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err111];
+}
+else {
+vErrors.push(err111);
+}
+errors++;
+}
+if((typeof data58 == "number") && (isFinite(data58))){
+if(data58 < 0 || isNaN(data58)){
+const err112 = {instancePath:instancePath+"/rules/" + i2+"/maxBodySize",schemaPath:"#/properties/rules/items/properties/maxBodySize/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err112];
+}
+else {
+vErrors.push(err112);
+}
+errors++;
+}
+}
+}
+if(data15.allow !== undefined){
+let data59 = data15.allow;
+if(Array.isArray(data59)){
+const len9 = data59.length;
+for(let i9=0; i9<len9; i9++){
+if(typeof data59[i9] !== "string"){
+const err113 = {instancePath:instancePath+"/rules/" + i2+"/allow/" + i9,schemaPath:"#/properties/rules/items/properties/allow/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err113];
+}
+else {
+vErrors.push(err113);
+}
+errors++;
+}
+}
+}
+else {
+const err114 = {instancePath:instancePath+"/rules/" + i2+"/allow",schemaPath:"#/properties/rules/items/properties/allow/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err114];
+}
+else {
+vErrors.push(err114);
+}
+errors++;
+}
+}
+if(data15.deny !== undefined){
+let data61 = data15.deny;
+if(Array.isArray(data61)){
+const len10 = data61.length;
+for(let i10=0; i10<len10; i10++){
+if(typeof data61[i10] !== "string"){
+const err115 = {instancePath:instancePath+"/rules/" + i2+"/deny/" + i10,schemaPath:"#/properties/rules/items/properties/deny/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err115];
+}
+else {
+vErrors.push(err115);
+}
+errors++;
+}
+}
+}
+else {
+const err116 = {instancePath:instancePath+"/rules/" + i2+"/deny",schemaPath:"#/properties/rules/items/properties/deny/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err116];
+}
+else {
+vErrors.push(err116);
+}
+errors++;
+}
+}
+if(data15.timeouts !== undefined){
+let data63 = data15.timeouts;
+if(data63 && typeof data63 == "object" && !Array.isArray(data63)){
+for(const key12 in data63){
+if(!(((key12 === "connect") || (key12 === "response")) || (key12 === "idle"))){
+const err117 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key12},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err117];
+}
+else {
+vErrors.push(err117);
+}
+errors++;
+}
+}
+if(data63.connect !== undefined){
+let data64 = data63.connect;
+if((typeof data64 == "number") && (isFinite(data64))){
+if(data64 > 86400 || isNaN(data64)){
+const err118 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(vErrors === null){
+vErrors = [err118];
+}
+else {
+vErrors.push(err118);
+}
+errors++;
+}
+if(data64 <= 0 || isNaN(data64)){
+const err119 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err119];
+}
+else {
+vErrors.push(err119);
+}
+errors++;
+}
+}
+else {
+const err120 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/connect",schemaPath:"#/properties/rules/items/properties/timeouts/properties/connect/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err120];
+}
+else {
+vErrors.push(err120);
+}
+errors++;
+}
+}
+if(data63.response !== undefined){
+let data65 = data63.response;
+if((typeof data65 == "number") && (isFinite(data65))){
+if(data65 > 86400 || isNaN(data65)){
+const err121 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(vErrors === null){
+vErrors = [err121];
+}
+else {
+vErrors.push(err121);
+}
+errors++;
+}
+if(data65 <= 0 || isNaN(data65)){
+const err122 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err122];
+}
+else {
+vErrors.push(err122);
+}
+errors++;
+}
+}
+else {
+const err123 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/response",schemaPath:"#/properties/rules/items/properties/timeouts/properties/response/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err123];
+}
+else {
+vErrors.push(err123);
+}
+errors++;
+}
+}
+if(data63.idle !== undefined){
+let data66 = data63.idle;
+if((typeof data66 == "number") && (isFinite(data66))){
+if(data66 > 86400 || isNaN(data66)){
+const err124 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/maximum",keyword:"maximum",params:{comparison: "<=", limit: 86400},message:"must be <= 86400"};
+if(vErrors === null){
+vErrors = [err124];
+}
+else {
+vErrors.push(err124);
+}
+errors++;
+}
+if(data66 <= 0 || isNaN(data66)){
+const err125 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/exclusiveMinimum",keyword:"exclusiveMinimum",params:{comparison: ">", limit: 0},message:"must be > 0"};
+if(vErrors === null){
+vErrors = [err125];
+}
+else {
+vErrors.push(err125);
+}
+errors++;
+}
+}
+else {
+const err126 = {instancePath:instancePath+"/rules/" + i2+"/timeouts/idle",schemaPath:"#/properties/rules/items/properties/timeouts/properties/idle/type",keyword:"type",params:{type: "number"},message:"must be number"};
+if(vErrors === null){
+vErrors = [err126];
+}
+else {
+vErrors.push(err126);
+}
+errors++;
+}
+}
+}
+else {
+const err127 = {instancePath:instancePath+"/rules/" + i2+"/timeouts",schemaPath:"#/properties/rules/items/properties/timeouts/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err127];
+}
+else {
+vErrors.push(err127);
+}
+errors++;
+}
+}
+}
+else {
+const err128 = {instancePath:instancePath+"/rules/" + i2,schemaPath:"#/properties/rules/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err128];
+}
+else {
+vErrors.push(err128);
+}
+errors++;
+}
+}
+}
+}
+if(data.certificates !== undefined){
+let data67 = data.certificates;
+if((!(Array.isArray(data67))) && (data67 !== null)){
+const err129 = {instancePath:instancePath+"/certificates",schemaPath:"#/properties/certificates/type",keyword:"type",params:{type: schema11.properties.certificates.type},message:"must be array,null"};
+if(vErrors === null){
+vErrors = [err129];
+}
+else {
+vErrors.push(err129);
+}
+errors++;
+}
+if(Array.isArray(data67)){
+const len11 = data67.length;
+for(let i11=0; i11<len11; i11++){
+let data68 = data67[i11];
+if(data68 && typeof data68 == "object" && !Array.isArray(data68)){
+for(const key13 in data68){
+if(!(((((((key13 === "hosts") || (key13 === "certFile")) || (key13 === "keyFile")) || (key13 === "default")) || (key13 === "hstsMaxAge")) || (key13 === "hstsIncludeSubDomains")) || (key13 === "hstsPreload"))){
+const err130 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/additionalProperties",keyword:"additionalProperties",params:{additionalProperty: key13},message:"must NOT have additional properties"};
+if(vErrors === null){
+vErrors = [err130];
+}
+else {
+vErrors.push(err130);
+}
+errors++;
+}
+}
+if(data68.hosts !== undefined){
+let data69 = data68.hosts;
+if(Array.isArray(data69)){
+const len12 = data69.length;
+for(let i12=0; i12<len12; i12++){
+let data70 = data69[i12];
+if(typeof data70 === "string"){
+if(!pattern21.test(data70)){
+const err131 = {instancePath:instancePath+"/certificates/" + i11+"/hosts/" + i12,schemaPath:"#/properties/certificates/items/properties/hosts/items/pattern",keyword:"pattern",params:{pattern: "^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"},message:"must match pattern \""+"^(\\*\\.)?[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\\.?$"+"\""};
+if(vErrors === null){
+vErrors = [err131];
+}
+else {
+vErrors.push(err131);
+}
+errors++;
+}
+}
+else {
+const err132 = {instancePath:instancePath+"/certificates/" + i11+"/hosts/" + i12,schemaPath:"#/properties/certificates/items/properties/hosts/items/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err132];
+}
+else {
+vErrors.push(err132);
+}
+errors++;
+}
+}
+}
+else {
+const err133 = {instancePath:instancePath+"/certificates/" + i11+"/hosts",schemaPath:"#/properties/certificates/items/properties/hosts/type",keyword:"type",params:{type: "array"},message:"must be array"};
+if(vErrors === null){
+vErrors = [err133];
+}
+else {
+vErrors.push(err133);
+}
+errors++;
+}
+}
+if(data68.certFile !== undefined){
+let data71 = data68.certFile;
+if(typeof data71 === "string"){
+if(func2(data71) < 1){
+const err134 = {instancePath:instancePath+"/certificates/" + i11+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err134];
+}
+else {
+vErrors.push(err134);
+}
+errors++;
+}
+}
+else {
+const err135 = {instancePath:instancePath+"/certificates/" + i11+"/certFile",schemaPath:"#/properties/certificates/items/properties/certFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err135];
+}
+else {
+vErrors.push(err135);
+}
+errors++;
+}
+}
+if(data68.keyFile !== undefined){
+let data72 = data68.keyFile;
+if(typeof data72 === "string"){
+if(func2(data72) < 1){
+const err136 = {instancePath:instancePath+"/certificates/" + i11+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/minLength",keyword:"minLength",params:{limit: 1},message:"must NOT have fewer than 1 characters"};
+if(vErrors === null){
+vErrors = [err136];
+}
+else {
+vErrors.push(err136);
+}
+errors++;
+}
+}
+else {
+const err137 = {instancePath:instancePath+"/certificates/" + i11+"/keyFile",schemaPath:"#/properties/certificates/items/properties/keyFile/type",keyword:"type",params:{type: "string"},message:"must be string"};
+if(vErrors === null){
+vErrors = [err137];
+}
+else {
+vErrors.push(err137);
+}
+errors++;
+}
+}
+if(data68.default !== undefined){
+if(typeof data68.default !== "boolean"){
+const err138 = {instancePath:instancePath+"/certificates/" + i11+"/default",schemaPath:"#/properties/certificates/items/properties/default/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err138];
+}
+else {
+vErrors.push(err138);
+}
+errors++;
+}
+}
+if(data68.hstsMaxAge !== undefined){
+let data74 = data68.hstsMaxAge;
+if(!(((typeof data74 == "number") && (!(data74 % 1) && !isNaN(data74))) && (isFinite(data74)))){
+const err139 = {instancePath:instancePath+"/certificates/" + i11+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/type",keyword:"type",params:{type: "integer"},message:"must be integer"};
+if(vErrors === null){
+vErrors = [err139];
+}
+else {
+vErrors.push(err139);
+}
+errors++;
+}
+if((typeof data74 == "number") && (isFinite(data74))){
+if(data74 < 0 || isNaN(data74)){
+const err140 = {instancePath:instancePath+"/certificates/" + i11+"/hstsMaxAge",schemaPath:"#/properties/certificates/items/properties/hstsMaxAge/minimum",keyword:"minimum",params:{comparison: ">=", limit: 0},message:"must be >= 0"};
+if(vErrors === null){
+vErrors = [err140];
+}
+else {
+vErrors.push(err140);
+}
+errors++;
+}
+}
+}
+if(data68.hstsIncludeSubDomains !== undefined){
+if(typeof data68.hstsIncludeSubDomains !== "boolean"){
+const err141 = {instancePath:instancePath+"/certificates/" + i11+"/hstsIncludeSubDomains",schemaPath:"#/properties/certificates/items/properties/hstsIncludeSubDomains/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err141];
+}
+else {
+vErrors.push(err141);
+}
+errors++;
+}
+}
+if(data68.hstsPreload !== undefined){
+if(typeof data68.hstsPreload !== "boolean"){
+const err142 = {instancePath:instancePath+"/certificates/" + i11+"/hstsPreload",schemaPath:"#/properties/certificates/items/properties/hstsPreload/type",keyword:"type",params:{type: "boolean"},message:"must be boolean"};
+if(vErrors === null){
+vErrors = [err142];
+}
+else {
+vErrors.push(err142);
+}
+errors++;
+}
+}
+}
+else {
+const err143 = {instancePath:instancePath+"/certificates/" + i11,schemaPath:"#/properties/certificates/items/type",keyword:"type",params:{type: "object"},message:"must be object"};
+if(vErrors === null){
+vErrors = [err143];
+}
+else {
+vErrors.push(err143);
 }
 errors++;
 }

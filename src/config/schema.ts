@@ -12,7 +12,7 @@ export type Scheme = 'http' | 'https'
  * - `pathPrefix`: Kubernetes `Prefix`, element-wise on `/`-separated segments
  *   (kubernetes.io/docs/concepts/services-networking/ingress/#path-types).
  */
-export type MatchMode = 'prefix' | 'exact' | 'pathPrefix'
+export type MatchMode = 'prefix' | 'exact' | 'pathPrefix' | 'regex'
 
 /**
  * How requests are spread over an upstream's servers (docs/routing.md,
@@ -21,7 +21,10 @@ export type MatchMode = 'prefix' | 'exact' | 'pathPrefix'
  */
 export type Balance = 'roundRobin' | 'leastRequest'
 
-export const MATCH_MODES: readonly MatchMode[] = ['prefix', 'exact', 'pathPrefix']
+export const MATCH_MODES: readonly MatchMode[] = ['prefix', 'exact', 'pathPrefix', 'regex']
+/** Redirect status codes: those of Gateway API's RequestRedirect plus 303, 307 and 308 (RFC 9110 §15.4). */
+export const REDIRECT_CODES = [301, 302, 303, 307, 308] as const
+export type RedirectCode = (typeof REDIRECT_CODES)[number]
 export const SCHEMES: readonly Scheme[] = ['http', 'https']
 export const BALANCES: readonly Balance[] = ['roundRobin', 'leastRequest']
 /** Weights as in Envoy (1-128 there); nginx has no upper bound. */
@@ -66,8 +69,57 @@ export function serversOf(u: UpstreamConfig): ServerConfig[] {
   return [{ host: u.host, port: u.port ?? (u.scheme === 'https' ? 443 : 80), weight: 1 }]
 }
 
+/** One header field to set or add (Gateway API's HTTPHeader). */
+export interface HeaderValue {
+  /** As written; compared case-insensitively. */
+  name: string
+  value: string
+}
+
+/** Header changes (Gateway API's RequestHeaderModifier / ResponseHeaderModifier). */
+export interface HeaderEdits {
+  set?: HeaderValue[]
+  add?: HeaderValue[]
+  /** Lower-case names. */
+  remove?: string[]
+}
+
+/**
+ * A redirect answered by the proxy (Gateway API's RequestRedirect). Each
+ * field present replaces that part of the request's URL; `path` replaces
+ * the whole path (`$1`..`$9`: the rule's regex groups), `prefix` the part
+ * the rule matched.
+ */
+export interface RedirectPolicy {
+  scheme?: Scheme
+  hostname?: string
+  port?: number
+  path?: string
+  prefix?: string
+  statusCode: RedirectCode
+}
+
+/**
+ * A rule's upstream deadlines, in seconds: `connect` (TCP/TLS connection),
+ * `response` (from the request's last byte to the response head), `idle`
+ * (silence in the middle of a request or response body).
+ */
+export interface TimeoutsPolicy {
+  connect?: number
+  response?: number
+  idle?: number
+}
+
+/** Changes to the forwarded request (Gateway API's URLRewrite). */
+export interface RewritePolicy {
+  hostname?: string
+  path?: string
+  prefix?: string
+}
+
 export interface RuleConfig {
-  upstream: string
+  /** Absent only on a rule with `redirect` (which forwards nothing). */
+  upstream?: string
   path: string
   /** Lower-case host without port; '' matches every host; `*.example.com` one label. */
   host: string
@@ -85,6 +137,22 @@ export interface RuleConfig {
    * "certificates"). Absent means true.
    */
   sslRedirect?: boolean
+  /** `matchMode: regex`: case-insensitive. */
+  ignoreCase?: boolean
+  /** Plain HTTP always gets 308 to https (ingress-nginx's force-ssl-redirect). */
+  forceSslRedirect?: boolean
+  redirect?: RedirectPolicy
+  rewrite?: RewritePolicy
+  requestHeaders?: HeaderEdits
+  responseHeaders?: HeaderEdits
+  /** Seconds; each absent: TIMEOUT (connect, response) or IDLE_TIMEOUT (idle). */
+  timeouts?: TimeoutsPolicy
+  /** Client addresses (CIDRs) allowed; absent: any. Checked after `deny`. */
+  allow?: string[]
+  /** Client addresses (CIDRs) refused with 403. */
+  deny?: string[]
+  /** Largest request body in bytes (413 above it); absent: no limit. */
+  maxBodySize?: number
 }
 
 /**
@@ -127,6 +195,39 @@ export interface ProxyConfig {
 // IPv6 address (unbracketed, as in the Go original's url building we bracket it).
 const HOSTNAME = String.raw`[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?(\.[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?)*\.?`
 const IPV6 = String.raw`\[?[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\]?`
+// RFC 9110 §5.1 field-name (a token) and §5.5 field-value (no CR, LF or NUL;
+// no leading or trailing whitespace).
+const FIELD_NAME = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$"
+const FIELD_VALUE = '^([^\\s\\x00-\\x1f\\x7f]([^\\x00-\\x08\\x0a-\\x1f\\x7f]*[^\\s\\x00-\\x1f\\x7f])?)?$'
+/** A path to send or redirect to: starts with '/', no whitespace, '?' or '#'. */
+const TARGET_PATH = '^/[^\\s?#]*$'
+
+const headerList = {
+  type: 'array',
+  items: {
+    type: 'object',
+    additionalProperties: false,
+    required: ['name', 'value'],
+    properties: {
+      name: { type: 'string', pattern: FIELD_NAME },
+      value: { type: 'string', pattern: FIELD_VALUE },
+    },
+  },
+} as const
+const headerEdits = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    set: headerList,
+    add: headerList,
+    remove: { type: 'array', items: { type: 'string', pattern: FIELD_NAME } },
+  },
+} as const
+
+/** Whether `s` is a DNS name or IPv4 address as the config file accepts them (the controller checks what it writes). */
+export function isHostName(s: string): boolean {
+  return new RegExp(`^${HOSTNAME}$`).test(s)
+}
 
 /** JSON Schema (draft 2020-12 subset understood by Ajv) of the file as written. */
 export const configSchema = {
@@ -168,15 +269,53 @@ export const configSchema = {
       items: {
         type: 'object',
         additionalProperties: false,
-        required: ['upstream'],
         properties: {
           upstream: { type: 'string', minLength: 1 },
-          path: { type: 'string', pattern: '^/[^\\s?#]*$' },
+          // `?` and `#` are refused outside regex rules (load.ts): in a
+          // regex they are syntax.
+          path: { type: 'string', pattern: '^/\\S*$' },
           host: { type: 'string', pattern: `^((\\*\\.)?${HOSTNAME}|${IPV6})?$` },
           matchMode: { enum: MATCH_MODES },
           stripPath: { type: 'boolean' },
           rawPath: { type: 'boolean' },
           sslRedirect: { type: 'boolean' },
+          ignoreCase: { type: 'boolean' },
+          forceSslRedirect: { type: 'boolean' },
+          redirect: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              scheme: { enum: SCHEMES },
+              hostname: { type: 'string', pattern: `^(${HOSTNAME}|${IPV6})$` },
+              port: { type: 'integer', minimum: 1, maximum: 65535 },
+              path: { type: 'string', pattern: TARGET_PATH },
+              prefix: { type: 'string', pattern: TARGET_PATH },
+              statusCode: { enum: REDIRECT_CODES },
+            },
+          },
+          rewrite: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              hostname: { type: 'string', pattern: `^(${HOSTNAME}|${IPV6})$` },
+              path: { type: 'string', pattern: TARGET_PATH },
+              prefix: { type: 'string', pattern: TARGET_PATH },
+            },
+          },
+          requestHeaders: headerEdits,
+          responseHeaders: headerEdits,
+          maxBodySize: { type: 'integer', minimum: 0 },
+          allow: { type: 'array', items: { type: 'string' } },
+          deny: { type: 'array', items: { type: 'string' } },
+          timeouts: {
+            type: 'object',
+            additionalProperties: false,
+            properties: {
+              connect: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+              response: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+              idle: { type: 'number', exclusiveMinimum: 0, maximum: 86400 },
+            },
+          },
         },
       },
     },
@@ -203,6 +342,11 @@ export const configSchema = {
 export const PATTERN_HINTS: Record<string, string> = {
   host: 'must be a hostname or IP address, without scheme, port or path',
   serverName: 'must be a DNS name',
-  path: 'must start with "/" and contain no spaces, "?" or "#"',
+  path: 'must start with "/" and contain no spaces',
+  hostname: 'must be a hostname or IP address, without scheme, port or path',
+  prefix: 'must start with "/" and contain no spaces, "?" or "#"',
+  name: 'must be a header field name (letters, digits and !#$%&\'*+.^_`|~-)',
+  remove: 'must be a header field name (letters, digits and !#$%&\'*+.^_`|~-)',
+  value: 'must be a header field value: no control characters, no leading or trailing space',
   hosts: 'must be a host name or a one-label wildcard (*.example.com), without scheme, port or path',
 }

@@ -10,7 +10,9 @@
 // a host; within a host the longest path first and, at equal length, Exact
 // before Prefix; the defaultBackend last, for whatever matched nothing.
 
-import type { MatchMode, ProxyConfig, RuleConfig, Scheme, UpstreamConfig } from '../config/schema.ts'
+import type { MatchMode, ProxyConfig, RuleConfig, UpstreamConfig } from '../config/schema.ts'
+import { compilePathRegex, groupCount, highestGroup, PathRegexError } from '../router/path-regex.ts'
+import { readAnnotations } from './annotations.ts'
 import { endpointServers, slicesByService } from './endpoints.ts'
 import { IngressClassIndex } from './ingress-class.ts'
 import { keyOf, type Ingress, type IngressBackend, type Service, type ServicePort, type Snapshot, type TranslateOptions } from './snapshot.ts'
@@ -27,7 +29,7 @@ export interface Diagnostic {
   namespace: string
   name: string
   /** Event reason, CamelCase as Kubernetes reasons are. */
-  reason: 'InvalidAnnotation' | 'BackendNotFound' | 'UnsupportedBackend' | 'InvalidPath' | 'Conflict' | 'SecretNotFound' | 'InvalidCertificate' | 'CertificateMismatch'
+  reason: 'InvalidAnnotation' | 'UnsupportedAnnotation' | 'BackendNotFound' | 'UnsupportedBackend' | 'InvalidPath' | 'Conflict' | 'SecretNotFound' | 'InvalidCertificate' | 'CertificateMismatch'
   message: string
 }
 
@@ -69,8 +71,11 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       diagnostics.push({ namespace, name, reason, message })
     }
 
-    const settings = readAnnotations(ingress, report)
-    if (settings === undefined) continue // an invalid annotation leaves the whole Ingress out
+    // An annotation that cannot be honoured leaves the whole Ingress out
+    // (fail closed: annotations.ts).
+    const { settings, problems } = readAnnotations(ingress.metadata.annotations ?? {})
+    for (const p of problems) report(p.kind === 'unsupported' ? 'UnsupportedAnnotation' : 'InvalidAnnotation', p.message)
+    if (problems.length > 0) continue
 
     const upstreamFor = (backend: IngressBackend, where: string): string | undefined => {
       const resolved = resolveBackend(backend, namespace, services, where, report)
@@ -96,18 +101,33 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
       return upstreamName
     }
 
+    const policies: Partial<RuleConfig> = {
+      ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}),
+      ...(settings.maxBodySize !== undefined ? { maxBodySize: settings.maxBodySize } : {}),
+      ...(settings.timeouts !== undefined ? { timeouts: settings.timeouts } : {}),
+      ...(settings.allow !== undefined ? { allow: settings.allow } : {}),
+      ...(settings.deny !== undefined ? { deny: settings.deny } : {}),
+      ...(settings.forwardedPrefix !== undefined ? { requestHeaders: { set: [{ name: 'X-Forwarded-Prefix', value: settings.forwardedPrefix }] } } : {}),
+    }
+    const hosts = new Set<string>()
     ;(ingress.spec?.rules ?? []).forEach((rule, r) => {
       const host = (rule.host ?? '').toLowerCase()
+      hosts.add(host)
       ;(rule.http?.paths ?? []).forEach((p, i) => {
         const where = `spec.rules[${r}].http.paths[${i}]`
-        const matchMode = matchModeFor(p.pathType)
+        let matchMode = matchModeFor(p.pathType)
         if (matchMode === undefined) {
           report('InvalidPath', `${where}.pathType ${JSON.stringify(p.pathType)} is not supported (accepted: Exact, Prefix, ImplementationSpecific)`)
           return
         }
         const path = p.path === undefined || p.path === '' ? '/' : p.path
-        if (!/^\/[^\s?#]*$/.test(path)) {
-          report('InvalidPath', `${where}.path ${JSON.stringify(path)} must start with "/" and contain no spaces, "?" or "#"`)
+        // use-regex / rewrite-target: every non-Exact path is a
+        // case-insensitive regex from the start of the path, as
+        // ingress-nginx's `location ~* "^…"` (docs/ingress-nginx.md).
+        if (settings.regex && matchMode !== 'exact') matchMode = 'regex'
+        const pathProblem = checkPath(path, matchMode, settings.rewriteTarget)
+        if (pathProblem !== undefined) {
+          report('InvalidPath', `${where}.path ${JSON.stringify(path)} ${pathProblem}; this path is not served`)
           return
         }
         const upstream = upstreamFor(p.backend, `${where}.backend`)
@@ -125,13 +145,52 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
         }
         claims.set(claim, owner)
         candidates.push({
-          rule: { upstream, path, host, matchMode, stripPath: settings.stripPath, ...(settings.sslRedirect ? {} : { sslRedirect: false }) },
+          rule: {
+            upstream,
+            path,
+            host,
+            matchMode,
+            stripPath: settings.stripPath,
+            ...(settings.sslRedirect ? {} : { sslRedirect: false }),
+            ...(matchMode === 'regex' ? { ignoreCase: true } : {}),
+            ...policies,
+            ...(settings.rewriteTarget !== undefined || settings.upstreamVhost !== undefined
+              ? {
+                  rewrite: {
+                    ...(settings.upstreamVhost !== undefined ? { hostname: settings.upstreamVhost } : {}),
+                    ...(settings.rewriteTarget !== undefined ? { path: settings.rewriteTarget } : {}),
+                  },
+                }
+              : {}),
+          },
           hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
           length: key.length,
           seq: candidates.length,
         })
       })
     })
+
+    // app-root: ingress-nginx answers `/` itself with a 302 to it (`if ($uri
+    // = /) { return 302 …; }`), on every host of the Ingress.
+    if (settings.appRoot !== undefined) {
+      for (const host of [...hosts].sort(compare)) {
+        const claim = `${host}\nexact\n/`
+        const holder = claims.get(claim)
+        if (holder !== undefined && holder !== owner) {
+          report('Conflict', `app-root: host ${JSON.stringify(host || '*')} path "/" (Exact) is already served by Ingress ${holder}, which is older; the app-root redirect is ignored`)
+          continue
+        }
+        claims.set(claim, owner)
+        candidates.push({
+          rule: { path: '/', host, matchMode: 'exact', stripPath: false, ...(settings.forceSslRedirect ? { forceSslRedirect: true } : {}), redirect: { path: settings.appRoot, statusCode: 302 } },
+          hostRank: host === '' ? 2 : host.startsWith('*.') ? 1 : 0,
+          // Before every other path of the host: an Exact `/` of the
+          // Ingress itself would be served by nginx's return first too.
+          length: Number.MAX_SAFE_INTEGER,
+          seq: candidates.length,
+        })
+      }
+    }
 
     const defaultBackend = ingress.spec?.defaultBackend
     if (defaultBackend) {
@@ -164,6 +223,26 @@ export function translate(snapshot: Snapshot, options: TranslateOptions): Transl
   }
 }
 
+/** Why the proxy could not serve `path` with `matchMode` (and rewrite-target), or undefined. */
+function checkPath(path: string, matchMode: MatchMode, rewriteTarget: string | undefined): string | undefined {
+  if (matchMode !== 'regex') {
+    if (!/^\/[^\s?#]*$/.test(path)) return 'must start with "/" and contain no spaces, "?" or "#"'
+    if (rewriteTarget !== undefined && highestGroup(rewriteTarget) > 0) return `is Exact and has no capture groups for rewrite-target ${JSON.stringify(rewriteTarget)}`
+    return undefined
+  }
+  if (!/^\/\S*$/.test(path)) return 'must start with "/" and contain no spaces'
+  let groups: number
+  try {
+    groups = groupCount(compilePathRegex(path, true))
+  } catch (err) {
+    if (!(err instanceof PathRegexError)) throw err
+    return err.message
+  }
+  const wanted = rewriteTarget === undefined ? 0 : highestGroup(rewriteTarget)
+  if (wanted > groups) return `has ${groups} capture group${groups === 1 ? '' : 's'}, and rewrite-target ${JSON.stringify(rewriteTarget)} uses $${wanted}`
+  return undefined
+}
+
 /** Exact → exact; Prefix and ImplementationSpecific → Kubernetes element-wise prefix. */
 function matchModeFor(pathType: string | undefined): MatchMode | undefined {
   switch (pathType ?? 'ImplementationSpecific') {
@@ -175,30 +254,6 @@ function matchModeFor(pathType: string | undefined): MatchMode | undefined {
     default:
       return undefined
   }
-}
-
-function readAnnotations(
-  ingress: Ingress,
-  report: (reason: Diagnostic['reason'], message: string) => void,
-): { scheme: Scheme; stripPath: boolean; sslRedirect: boolean; serviceUpstream: boolean } | undefined {
-  const annotations = ingress.metadata.annotations ?? {}
-  let ok = true
-  /** The annotation's value, one of `accepted` (any case, trimmed); `fallback` when absent; an invalid value leaves the Ingress out. */
-  const oneOf = <T extends string>(name: string, accepted: readonly T[], fallback: T): T => {
-    const raw = annotations[name]
-    if (raw === undefined) return fallback
-    const v = raw.trim().toLowerCase()
-    if ((accepted as readonly string[]).includes(v)) return v as T
-    report('InvalidAnnotation', `annotation ${name}: ${JSON.stringify(raw)} is not valid (accepted: ${accepted.join(', ')}); this Ingress is not served`)
-    ok = false
-    return fallback
-  }
-  const BOOLEAN = ['true', 'false'] as const
-  const scheme = oneOf<Scheme>(BACKEND_PROTOCOL_ANNOTATION, ['http', 'https'], 'http')
-  const stripPath = oneOf(STRIP_PATH_ANNOTATION, BOOLEAN, 'false') === 'true'
-  const sslRedirect = oneOf(SSL_REDIRECT_ANNOTATION, BOOLEAN, 'true') === 'true'
-  const serviceUpstream = oneOf(SERVICE_UPSTREAM_ANNOTATION, BOOLEAN, 'false') === 'true'
-  return ok ? { scheme, stripPath, sslRedirect, serviceUpstream } : undefined
 }
 
 function resolveBackend(

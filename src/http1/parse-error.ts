@@ -19,6 +19,8 @@ export type ParseErrorCode =
   | 'HPE_MISSING_HOST'
   | 'HPE_DUPLICATE_HOST'
   | 'ERR_HTTP_REQUEST_TIMEOUT'
+  /** A chunked request body grew past its rule's maxBodySize (413). */
+  | 'ERR_BODY_TOO_LARGE'
 
 export class ParseError extends Error {
   readonly code: ParseErrorCode

@@ -126,10 +126,10 @@ export class ProxyMetrics {
   statsFor(rule: RuleConfig): RouteStats {
     let stats = this.byRule.get(rule)
     if (stats === undefined) {
-      const key = statsKey(rule.host, rule.path, rule.matchMode, rule.upstream)
+      const key = statsKey(rule.host, rule.path, rule.matchMode, rule.upstream ?? '')
       stats = this.byKey.get(key)
       if (stats === undefined) {
-        stats = new RouteStats(rule.host, rule.path, rule.matchMode, rule.upstream)
+        stats = new RouteStats(rule.host, rule.path, rule.matchMode, rule.upstream ?? '')
         this.byKey.set(key, stats)
       }
       this.byRule.set(rule, stats)
@@ -145,8 +145,8 @@ export class ProxyMetrics {
   configLoaded(rules: readonly RuleConfig[]): void {
     const keep = new Map<string, RouteStats>()
     for (const rule of rules) {
-      const key = statsKey(rule.host, rule.path, rule.matchMode, rule.upstream)
-      const stats = this.byKey.get(key) ?? new RouteStats(rule.host, rule.path, rule.matchMode, rule.upstream)
+      const key = statsKey(rule.host, rule.path, rule.matchMode, rule.upstream ?? '')
+      const stats = this.byKey.get(key) ?? new RouteStats(rule.host, rule.path, rule.matchMode, rule.upstream ?? '')
       keep.set(key, stats)
     }
     this.byKey = keep

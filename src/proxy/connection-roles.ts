@@ -59,6 +59,8 @@ export interface ClientExchange {
 export interface ExchangeOwner {
   readonly ctx: { readonly draining: boolean; readonly log: Logger; readonly metrics: ProxyMetrics | undefined }
   readonly identity: string
+  /** The route's responseHeaders policy, if any. */
+  readonly editResponse?: ((lines: string) => string) | undefined
   requestDone(conn: ExchangeClient, head: RequestHead, started: number, result: ExchangeResult, upstream: string | undefined): void
   sendError(conn: ExchangeClient, head: RequestHead, error: NanoProxyError, close: boolean): { status: number; bytes: number; close: boolean }
 }

@@ -11,13 +11,13 @@ import type { Socket } from 'node:net'
 import { ERROR_CODES, NanoProxyError, upstreamError } from '../errors.ts'
 import { LAST_CHUNK } from '../http1/chunk-writer.ts'
 import { httpDate } from '../http1/http-date.ts'
-import type { ParseError } from '../http1/parse-error.ts'
+import { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import type { ResponseHead } from '../http1/response-head.ts'
 import { clientResponseHead } from './headers.ts'
 // The roles this file talks to (connection-roles.ts), under the names of the classes that play them.
 import type { ExchangeClient as ClientConnection, ExchangeOwner as RequestHandler, ExchangeResult } from './connection-roles.ts'
-import { BodyMode, Failure, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
+import { BodyMode, Failure, type RequestTimeouts, type ResponseSink, type UpstreamConnection } from './upstream-connection.ts'
 import type { UpstreamPool } from './upstream-pool.ts'
 import type { Upstream } from './upstream-pools.ts'
 import type { RouteStats } from '../metrics/proxy-metrics.ts'
@@ -71,6 +71,10 @@ export class Exchange implements ResponseSink {
   private readonly stats: RouteStats | undefined
   private headAt = -1
   private bytesIn = 0
+  /** The rule's `timeouts`, if it has any. */
+  timeouts: RequestTimeouts | undefined = undefined
+  /** Request body bytes still allowed (a rule's maxBodySize, chunked bodies); -1: no limit. */
+  bodyLimit = -1
 
   constructor(
     handler: RequestHandler,
@@ -108,11 +112,18 @@ export class Exchange implements ResponseSink {
     // Upgrades get a connection of their own (it becomes the tunnel); a
     // retry gets a fresh one (the reused one just failed).
     this.uc = pool.acquire(this.upgrade || this.attempts > 1)
-    this.uc.send(this, this.requestHead, !this.requestComplete)
+    this.uc.send(this, this.requestHead, !this.requestComplete, this.timeouts)
   }
 
   /** Request body bytes; false to stop reading until onUpstreamDrain. */
   sendBody(data: Buffer): boolean {
+    if (this.bodyLimit !== -1 && (this.bodyLimit -= data.length) < 0) {
+      // A chunked body past its rule's maxBodySize: 413 if nothing was
+      // answered yet, else the connection is cut (clientBodyFailed).
+      this.bodyLimit = -1
+      this.clientBodyFailed(new ParseError('ERR_BODY_TOO_LARGE', 'request body larger than the rule\'s maxBodySize', 413))
+      return true
+    }
     if (this.uc === undefined) return true
     this.bodyForwarded = true
     this.bytesIn += data.length
@@ -153,7 +164,7 @@ export class Exchange implements ResponseSink {
     if (close) framing += 'connection: close\r\n'
     else if (head.minor === 0) framing += 'connection: keep-alive\r\n'
     this.closeAfter = close
-    this.pendingHead = clientResponseHead(resp, this.handler.identity, framing)
+    this.pendingHead = clientResponseHead(resp, this.handler.identity, framing, this.handler.editResponse)
   }
 
   /**
@@ -224,7 +235,7 @@ export class Exchange implements ResponseSink {
     }
     this.status = 101
     // Upgrade and Connection are the point of a 101 (RFC 9110 §7.8): kept.
-    const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`)
+    const head = clientResponseHead(resp, this.handler.identity, `${resp.upgradeLine}connection: upgrade\r\n`, this.handler.editResponse)
     const metrics = this.handler.ctx.metrics
     if (metrics !== undefined) metrics.tunnelsOpen++
     this.conn.becomeTunnel(socket, head, rest, (bytes) => {

@@ -33,9 +33,11 @@ export interface ForwardedInfo {
  * drops Forwarded / X-Real-IP as Go's ReverseProxy does); a trusted proxy's
  * chain is extended. Framing is the proxy's own: Content-Length or chunked.
  */
-export function upstreamRequestHead(head: RequestHead, target: string, info: ForwardedInfo, upgrade: boolean): string {
+export function upstreamRequestHead(head: RequestHead, target: string, info: ForwardedInfo, upgrade: boolean, edit?: (lines: string) => string): string {
   let out = `${head.method} ${target} HTTP/1.1\r\nhost: ${info.host}\r\n`
-  out += head.connectionNames === undefined ? head.passthrough : head.passthroughWithout(head.connectionNames)
+  const lines = head.connectionNames === undefined ? head.passthrough : head.passthroughWithout(head.connectionNames)
+  // A rule's requestHeaders policy (route-policy.ts) edits the client's lines only.
+  out += edit === undefined ? lines : edit(lines)
   // The request id (request-id.ts) replaces the client's X-Request-ID;
   // with REQUEST_ID off the client's lines go on as they came.
   if (head.requestId !== undefined) out += `x-request-id: ${head.requestId}\r\n`
@@ -65,10 +67,11 @@ export function upstreamRequestHead(head: RequestHead, target: string, info: For
  * lines, and `framing` (Content-Length / Transfer-Encoding / Connection
  * lines, decided by the caller).
  */
-export function clientResponseHead(resp: ResponseHead, identity: string, framing: string): string {
+export function clientResponseHead(resp: ResponseHead, identity: string, framing: string, edit?: (lines: string) => string): string {
   const reason = resp.reason === '' ? statusText(resp.status) : resp.reason
   const headers = resp.connectionNames === undefined ? resp.passthrough : resp.passthroughWithout(resp.connectionNames)
-  return `HTTP/1.1 ${resp.status} ${reason}\r\n${headers}${identity}${framing}\r\n`
+  // A rule's responseHeaders policy edits the upstream's lines, never the proxy's own.
+  return `HTTP/1.1 ${resp.status} ${reason}\r\n${edit === undefined ? headers : edit(headers)}${identity}${framing}\r\n`
 }
 
 /**

@@ -8,11 +8,15 @@ import type { ParseError } from '../http1/parse-error.ts'
 import type { RequestHead } from '../http1/request-head.ts'
 import { normalizePath, PathError } from '../router/normalize-path.ts'
 import { routingHost, validAuthority } from '../router/request-host.ts'
-import { upstreamTarget } from '../router/route.ts'
+import { listed } from '../router/cidr-list.ts'
+import { replacedPath } from '../router/rewrite-path.ts'
+import { upstreamTarget, type Route } from '../router/route.ts'
+import type { RoutePolicy } from '../router/route-policy.ts'
 import { AccessLog } from './access-log.ts'
 import type { ClientConnection } from './client-connection.ts'
 import type { DeadlineSweeper } from './deadlines.ts'
 import type { ExchangeOwner, ExchangeResult } from './connection-roles.ts'
+import { policyClientAddress } from './client-address.ts'
 import { Exchange } from './exchange.ts'
 import { ownResponse, upstreamRequestHead } from './headers.ts'
 import { httpsLocation } from './https-redirect.ts'
@@ -54,6 +58,7 @@ export class RequestHandler {
   /** REQUEST_ID on: the ids of this process's requests. */
   private readonly requestIds: RequestIds | undefined
   private readonly accessLog: AccessLog
+  private readonly policyOwners = new WeakMap<RoutePolicy, Map<string, ExchangeOwner>>()
 
   constructor(ctx: ProxyContext, sweeper: DeadlineSweeper) {
     this.ctx = ctx
@@ -211,12 +216,33 @@ export class RequestHandler {
     if (ctx.settings.debug) {
       ctx.log.debug({ host: authority, path: routedPath, rule: route.index + 1, upstream: route.upstream.name }, 'matched rule')
     }
+    // Policies (docs/configuration.md, "Per-route policies"): one field
+    // test for a rule without any.
+    const policy = route.policy
+    if (policy !== undefined && this.answeredByPolicy(conn, head, started, route, policy, host, authority, routedPath, query)) return
     let upstreamPath: string
     try {
-      upstreamPath = upstreamTarget(route, routedPath, query)
+      const rewrite = policy?.rewrite
+      upstreamPath =
+        rewrite !== undefined && (rewrite.path !== undefined || rewrite.prefix !== undefined)
+          ? replacedPath(route, routedPath, rewrite.path, rewrite.prefix) + query
+          : upstreamTarget(route, routedPath, query)
     } catch (err) {
       if (!(err instanceof PathError)) throw err
       this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${err.message} once the rule's prefix is stripped: ${JSON.stringify(target.slice(0, 100))}`))
+      return
+    }
+
+    // maxBodySize: a declared length is judged before anything is sent
+    // (and before `100 Continue`: the client need not send the body at
+    // all); a chunked body is counted as it streams (Exchange.bodyLimit).
+    // The connection closes after the 413: the unread body cannot be
+    // skipped cheaply (nginx closes too).
+    if (policy !== undefined && policy.maxBodySize !== -1 && head.contentLength > policy.maxBodySize) {
+      const error = new NanoProxyError(ERROR_CODES.BODY_TOO_LARGE, `request body of ${head.contentLength} bytes is larger than the rule's maxBodySize ${policy.maxBodySize}`)
+      const sent = this.sendError(conn, head, error, true)
+      this.requestDone(conn, head, started, { status: sent.status, bytes: sent.bytes, error }, undefined)
+      conn.responseFinished(true, true)
       return
     }
 
@@ -236,13 +262,25 @@ export class RequestHandler {
     const requestHead = upstreamRequestHead(
       head,
       upstreamPath,
-      { host: upstream.config.noHostRewrite ? upstream.authority : authority, clientAddress: conn.address, trusted: conn.trusted, proto: conn.proto, originalHost: authority },
+      {
+        host: policy?.rewrite?.hostname ?? (upstream.config.noHostRewrite ? upstream.authority : authority),
+        clientAddress: conn.address,
+        trusted: conn.trusted,
+        proto: conn.proto,
+        originalHost: authority,
+      },
       upgrade,
+      policy?.requestHeaders,
     )
     // HSTS only over HTTPS (RFC 6797 §7.2: never sent over plain HTTP).
     const hsts = conn.proto === 'https' && state.tlsHosts.anyHsts ? state.tlsHosts.hstsFor(host) : ''
+    const owner = hsts === '' && policy?.responseHeaders === undefined ? this : this.ownerWithHeader(hsts, policy)
     const stats = ctx.metrics?.statsFor(state.config.rules[route.index]!)
-    const exchange = new Exchange(hsts === '' ? this : this.ownerWithHeader(hsts), conn, head, upstream, requestHead, upgrade, started, stats)
+    const exchange = new Exchange(owner, conn, head, upstream, requestHead, upgrade, started, stats)
+    if (policy !== undefined) {
+      if (policy.maxBodySize !== -1 && head.chunked) exchange.bodyLimit = policy.maxBodySize
+      exchange.timeouts = policy.timeouts
+    }
     conn.attach(exchange)
     exchange.start()
   }
@@ -252,18 +290,89 @@ export class RequestHandler {
    * added to the proxy's own header lines of the response: one per distinct
    * line, kept for the handler's life (a config has a handful).
    */
-  private ownerWithHeader(line: string): ExchangeOwner {
-    let owner = this.owners.get(line)
+  private ownerWithHeader(line: string, policy?: RoutePolicy): ExchangeOwner {
+    const editResponse = policy?.responseHeaders
+    // Owners with a response policy are kept per policy object, weakly: a
+    // reload's new policies do not pile up here.
+    let owners = this.owners
+    if (editResponse !== undefined) {
+      owners = this.policyOwners.get(policy!) ?? new Map<string, ExchangeOwner>()
+      this.policyOwners.set(policy!, owners)
+    }
+    let owner = owners.get(line)
     if (owner === undefined) {
       owner = {
         ctx: this.ctx,
         identity: this.identity + line,
+        editResponse,
         requestDone: (conn, head, started, result, upstream) => this.requestDone(conn as ClientConnection, head, started, result, upstream),
         sendError: (conn, head, error, close) => this.sendError(conn as ClientConnection, head, error, close),
       }
-      this.owners.set(line, owner)
+      owners.set(line, owner)
     }
     return owner
+  }
+
+  /**
+   * A rule's `deny`, then `allow` (nginx's order for ingress-nginx's
+   * denylist and whitelist): 403 for a client address they exclude, the
+   * address as TRUSTED_PROXIES reveal it (client-address.ts).
+   */
+  private refusedByPolicy(conn: ClientConnection, head: RequestHead, started: number, policy: RoutePolicy): boolean {
+    if (policy.allow === undefined && policy.deny === undefined) return false
+    const client = policyClientAddress(conn.address, conn.trusted, head, this.ctx.settings.trustedProxies)
+    const denied = (policy.deny !== undefined && listed(policy.deny, client)) || (policy.allow !== undefined && !listed(policy.allow, client))
+    if (!denied) return false
+    this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.FORBIDDEN, `client address ${client} is not allowed by the rule`))
+    return true
+  }
+
+  /**
+   * The policies that answer instead of forwarding: force-ssl-redirect and
+   * `redirect`. Returns whether the request was answered.
+   */
+  private answeredByPolicy(
+    conn: ClientConnection,
+    head: RequestHead,
+    started: number,
+    route: Route,
+    policy: RoutePolicy,
+    host: string,
+    authority: string,
+    path: string,
+    query: string,
+  ): boolean {
+    // TLS ended in front of the proxy: a trusted proxy's X-Forwarded-Proto
+    // says how the client came (ingress-nginx with use-forwarded-headers).
+    if (
+      policy.forceSslRedirect &&
+      conn.proto === 'http' &&
+      !(conn.trusted && head.forwardedProto?.toLowerCase() === 'https') &&
+      !path.startsWith(ACME_CHALLENGE_PREFIX)
+    ) {
+      this.redirectToHttps(conn, head, started, host, path + query)
+      return true
+    }
+    const redirect = policy.redirect
+    if (redirect === undefined) return this.refusedByPolicy(conn, head, started, policy)
+    let target: string
+    try {
+      target = replacedPath(route, path, redirect.path, redirect.prefix)
+    } catch (err) {
+      if (!(err instanceof PathError)) throw err
+      this.fail(conn, head, started, new NanoProxyError(ERROR_CODES.BAD_REQUEST, `${err.message} in the redirect target`))
+      return true
+    }
+    // Gateway API RequestRedirect: the port is the scheme's default when
+    // only the scheme changes, else the request's; a default port is left out.
+    const scheme = redirect.scheme ?? conn.proto
+    const requestPort = /:(\d+)$/.exec(authority)?.[1]
+    const port = redirect.port ?? (redirect.scheme !== undefined || requestPort === undefined ? undefined : Number(requestPort))
+    const hostname = redirect.hostname ?? host
+    const hostPart = hostname.includes(':') ? `[${hostname}]` : hostname
+    const portPart = port === undefined || port === (scheme === 'https' ? 443 : 80) ? '' : `:${port}`
+    this.sendRedirect(conn, head, started, redirect.statusCode, `${scheme}://${hostPart}${portPart}${target}${query}`)
+    return true
   }
 
   /** `/.nanoproxy/*`: answered by the proxy itself. Returns false for paths it does not serve (routed like any other). */
@@ -289,12 +398,15 @@ export class RequestHandler {
   }
 
   private redirectToHttps(conn: ClientConnection, head: RequestHead, started: number, host: string, pathAndQuery: string): void {
-    const location = httpsLocation(host, this.ctx.settings.httpsRedirectPort, pathAndQuery)
+    this.sendRedirect(conn, head, started, 308, httpsLocation(host, this.ctx.settings.httpsRedirectPort, pathAndQuery))
+  }
+
+  private sendRedirect(conn: ClientConnection, head: RequestHead, started: number, status: number, location: string): void {
     // A small unread body is skipped by the connection, as after an error.
     const closing = mustClose(head) || this.ctx.draining
     const body = `Redirecting to ${location}\n`
-    conn.write(ownResponse(308, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
-    this.requestDone(conn, head, started, { status: 308, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
+    conn.write(ownResponse(status, ['location', location, ...PLAIN_TEXT], body, this.identity, closing, head))
+    this.requestDone(conn, head, started, { status, bytes: head.method === 'HEAD' ? 0 : Buffer.byteLength(body) }, undefined)
     conn.responseFinished(closing, true)
   }
 

@@ -79,6 +79,13 @@ const MAX_RESPONSE_HEAD = 64 * 1024
  */
 export const MAX_INTERIM = 10
 
+/** One request's deadlines in ms, from its rule's `timeouts` (each absent: the pool's, from TIMEOUT / IDLE_TIMEOUT). */
+export interface RequestTimeouts {
+  connectMs?: number
+  responseMs?: number
+  idleMs?: number
+}
+
 export class UpstreamConnection implements Expiring {
   readonly socket: Socket
   readonly pool: UpstreamPool
@@ -99,6 +106,10 @@ export class UpstreamConnection implements Expiring {
   private tainted = false
   /** Interim responses received for the current request. */
   private interims = 0
+  /** The current request's deadlines (its rule's `timeouts`, else TIMEOUT and IDLE_TIMEOUT). */
+  private connectMs: number
+  private responseMs: number
+  private idleMs: number
 
   constructor(pool: UpstreamPool) {
     this.pool = pool
@@ -113,6 +124,9 @@ export class UpstreamConnection implements Expiring {
     socket.on('error', this.onError)
     socket.on('close', this.onClose)
     socket.on('drain', this.onDrain)
+    this.connectMs = pool.timeoutMs
+    this.responseMs = pool.timeoutMs
+    this.idleMs = pool.idleTimeoutMs
     this.deadline = Date.now() + pool.timeoutMs
     pool.sweeper.add(this)
   }
@@ -123,8 +137,12 @@ export class UpstreamConnection implements Expiring {
   }
 
   /** Sends a request head; body bytes follow through writeBody(). The response goes to `sink`. */
-  send(sink: ResponseSink, head: string, bodyFollows: boolean): void {
+  send(sink: ResponseSink, head: string, bodyFollows: boolean, timeouts?: RequestTimeouts): void {
     this.sink = sink
+    const pool = this.pool
+    this.connectMs = timeouts?.connectMs ?? pool.timeoutMs
+    this.responseMs = timeouts?.responseMs ?? pool.timeoutMs
+    this.idleMs = timeouts?.idleMs ?? pool.idleTimeoutMs
     this.state = HEAD
     this.pending = undefined
     this.responseStarted = false
@@ -181,7 +199,7 @@ export class UpstreamConnection implements Expiring {
    * from the request's last byte.
    */
   private armRequestDeadline(): void {
-    this.deadline = Date.now() + (this.connected && !this.requestSent ? this.pool.idleTimeoutMs : this.pool.timeoutMs)
+    this.deadline = Date.now() + (!this.connected ? this.connectMs : !this.requestSent ? this.idleMs : this.responseMs)
   }
 
   /**
@@ -196,8 +214,8 @@ export class UpstreamConnection implements Expiring {
 
   resume(): void {
     this.socket.resume()
-    if (this.state === BODY) this.deadline = Date.now() + this.pool.idleTimeoutMs
-    else if (this.state === HEAD && this.responseStarted) this.deadline = Date.now() + this.pool.timeoutMs
+    if (this.state === BODY) this.deadline = Date.now() + this.idleMs
+    else if (this.state === HEAD && this.responseStarted) this.deadline = Date.now() + this.responseMs
   }
 
   /** Drops the connection (the client went away, or the response was cut). */
@@ -213,11 +231,12 @@ export class UpstreamConnection implements Expiring {
       return
     }
     if (this.state === BODY) {
-      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: sent nothing for ${this.pool.idleTimeoutMs / 1000} s in the middle of a response`), Failure.Late)
+      this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: sent nothing for ${this.idleMs / 1000} s in the middle of a response`), Failure.Late)
       return
     }
     const what = this.connected ? 'did not send response headers' : 'did not accept the connection'
-    this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: ${what} within ${this.pool.timeoutMs / 1000} s`), this.connected ? Failure.Late : Failure.Connect)
+    const ms = this.connected ? this.responseMs : this.connectMs
+    this.fail(new NanoProxyError(ERROR_CODES.UPSTREAM_TIMEOUT, `upstream ${this.pool.name} timed out: ${what} within ${ms / 1000} s`), this.connected ? Failure.Late : Failure.Connect)
   }
 
   private readonly onConnect = (): void => {
@@ -294,7 +313,7 @@ export class UpstreamConnection implements Expiring {
   /** Reads the framing, passes the head on; true when the response has no body (it is complete). */
   private startBody(sink: ResponseSink, resp: ResponseHead): boolean {
     this.state = BODY
-    this.deadline = Date.now() + this.pool.idleTimeoutMs
+    this.deadline = Date.now() + this.idleMs
     let mode: BodyMode
     if (sink.isHead || resp.status === 204 || resp.status === 304) mode = BodyMode.None
     else if (resp.chunked) {
@@ -315,7 +334,7 @@ export class UpstreamConnection implements Expiring {
 
   private readBody(sink: ResponseSink, buf: Buffer, start: number): void {
     if (this.state !== BODY) return
-    this.deadline = Date.now() + this.pool.idleTimeoutMs
+    this.deadline = Date.now() + this.idleMs
     switch (this.mode) {
       case BodyMode.Length: {
         const n = Math.min(this.remaining, buf.length - start)

@@ -26,6 +26,8 @@ export class PathIndex {
   /** `prefix` (string prefix): keyed by length, then by the prefix itself. */
   private prefixByLength: Map<number, Map<string, Route>> | undefined
   private prefixLengths: readonly number[] = NO_LENGTHS
+  /** `regex`: tried one by one, in file order (an automaton each, linear in the path). */
+  private regexes: Route[] | undefined
   /** The routes in match order, for display. */
   readonly routes: Route[] = []
 
@@ -37,6 +39,9 @@ export class PathIndex {
         break
       case 'pathPrefix':
         keepFirst((this.segment ??= new Map<string, Route>()), route.segmentKey, route)
+        break
+      case 'regex':
+        ;(this.regexes ??= []).push(route)
         break
       case 'prefix': {
         const byLength = (this.prefixByLength ??= new Map<number, Map<string, Route>>())
@@ -74,6 +79,13 @@ export class PathIndex {
       const len = lengths[i]!
       if (len > path.length) break
       best = earliest(best, this.prefixByLength!.get(len)!.get(len === path.length ? path : path.slice(0, len)))
+    }
+    const regexes = this.regexes
+    if (regexes !== undefined) for (let i = 0; i < regexes.length; i++) {
+      const route = regexes[i]!
+      // In file order: once one matches, later ones cannot be earlier.
+      if (best !== undefined && best.index < route.index) break
+      if (route.regex!.test(path)) return route
     }
     return best
   }

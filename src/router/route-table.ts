@@ -10,7 +10,9 @@
 import type { ProxyConfig, UpstreamConfig } from '../config/schema.ts'
 import { normalizePath, PathError } from './normalize-path.ts'
 import { PathIndex } from './path-index.ts'
+import { compilePathRegex } from './path-regex.ts'
 import { earliest, type Route } from './route.ts'
+import { compilePolicy } from './route-policy.ts'
 
 export interface RouteTableOptions {
   /** RAW_PATHS: every rule matches and forwards the raw path. */
@@ -87,22 +89,26 @@ class RouteCompiler {
   step(): void {
     const index = this.next++
     const rule = this.config.rules[index]!
-    const upstream = this.upstreams.get(rule.upstream)
+    const upstream = rule.upstream === undefined ? undefined : this.upstreams.get(rule.upstream)
     // The loader guarantees the upstream exists; this guards hand-built configs.
-    if (!upstream) throw new Error(`rule ${index + 1}: unknown upstream "${rule.upstream}"`)
+    if (!upstream && rule.redirect === undefined) throw new Error(`rule ${index + 1}: unknown upstream "${rule.upstream}"`)
     const isRaw = this.rawPaths || rule.rawPath === true
     // A rule path is normalised like a request path (`/%7Euser` is
-    // `/~user`), or it could never match one.
-    const path = isRaw ? rule.path : normalizedRulePath(rule.path)
+    // `/~user`), or it could never match one; a regex is matched as written.
+    const regex = rule.matchMode === 'regex'
+    const path = isRaw || regex ? rule.path : normalizedRulePath(rule.path)
     const route: Route = {
       index,
       host: rule.host,
       path,
       matchMode: rule.matchMode,
       stripPath: rule.stripPath,
-      upstream,
+      upstream: upstream ?? REDIRECT_ONLY,
       segmentKey: path.replace(/\/+$/, ''),
       raw: isRaw,
+      // The loader checked the pattern; a hand-built config throws here.
+      regex: regex ? compilePathRegex(rule.path, rule.ignoreCase === true) : undefined,
+      policy: compilePolicy(rule),
     }
     if (isRaw) (this.routes.raw ??= new HostRoutes()).add(route)
     else this.routes.normal.add(route)
@@ -210,6 +216,9 @@ export class RouteTable {
 function yieldToEventLoop(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve))
 }
+
+/** The upstream of a rule that only redirects: never connected to. */
+const REDIRECT_ONLY = { name: '', servers: [], scheme: 'http', noHostRewrite: false } as const satisfies ProxyConfig['upstreams'][number]
 
 function normalizedRulePath(path: string): string {
   try {

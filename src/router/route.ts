@@ -2,6 +2,7 @@
 
 import type { MatchMode, UpstreamConfig } from '../config/schema.ts'
 import { normalizePath } from './normalize-path.ts'
+import type { RoutePolicy } from './route-policy.ts'
 
 export interface Route {
   /** Position of the rule in the config file (0-based); the earliest match wins. */
@@ -20,6 +21,10 @@ export interface Route {
    * path (see normalize-path.ts), which is what the upstream then receives.
    */
   readonly raw: boolean
+  /** `matchMode: regex`: the compiled pattern (path-regex.ts). */
+  readonly regex: RegExp | undefined
+  /** The rule's policies; undefined for a rule without any (route-policy.ts). */
+  readonly policy: RoutePolicy | undefined
 }
 
 /**

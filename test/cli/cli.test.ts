@@ -106,6 +106,13 @@ describe('nanoproxy routes', () => {
     ])
     assert.match(stdout, /http:\/\/api\.internal:3000/)
   })
+  it('shows where a redirect rule sends the client instead of an upstream', async () => {
+    const config = 'upstreams: []\nrules:\n  - host: x.example\n    path: /\n    matchMode: exact\n    redirect: { path: /app }\n  - host: y.example\n    redirect: { scheme: https, hostname: z.example, statusCode: 301 }\n'
+    const { code, stdout } = await runCli(['routes', file(config)])
+    assert.equal(code, 0)
+    assert.match(stdout, /^x\.example +1 +exact +\/ +no +- +redirect 302 \/app$/m)
+    assert.match(stdout, /^y\.example +2 +prefix +\/ +no +- +redirect 301 https:\/\/z\.example$/m)
+  })
 })
 
 describe('proxy start-up', () => {

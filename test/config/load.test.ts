@@ -62,7 +62,7 @@ rules:
 rules:
   - upstream: missing
     path: api
-    matchMode: regex
+    matchMode: glob
   - path: /
 `)
     assert.deepEqual(lines, [
@@ -72,9 +72,9 @@ rules:
       'c.yaml:7:11: upstream 2 field "host": "http://y.example" must be a hostname or IP address, without scheme, port or path',
       'c.yaml:8:13: upstream 2 field "scheme": "ftp" is not valid for scheme; expected one of http, https',
       'c.yaml:10:15: rule 1 names upstream "missing", which is not defined (upstreams: "a")',
-      'c.yaml:11:11: rule 1 field "path": "api" must start with "/" and contain no spaces, "?" or "#"',
-      'c.yaml:12:16: rule 1 field "matchMode": "regex" is not valid for matchMode; expected one of prefix, exact, pathPrefix',
-      'c.yaml:13:5: rule 2 is missing required field "upstream"',
+      'c.yaml:11:11: rule 1 field "path": "api" must start with "/" and contain no spaces',
+      'c.yaml:12:16: rule 1 field "matchMode": "glob" is not valid for matchMode; expected one of prefix, exact, pathPrefix, regex',
+      'c.yaml:13:5: rule 2 is missing required field "upstream" (only a rule with "redirect" has none)',
     ])
   })
 
@@ -231,9 +231,9 @@ rules: []
     })
 
     it('reports a problem with its line and column, as in a YAML file', () => {
-      const broken = serializeConfigJson(config).replace('"matchMode":"prefix"', '"matchMode":"regex"')
+      const broken = serializeConfigJson(config).replace('"matchMode":"prefix"', '"matchMode":"glob"')
       assert.deepEqual(problems(broken), [
-        'c.yaml:10:64: rule 2 field "matchMode": "regex" is not valid for matchMode; expected one of prefix, exact, pathPrefix',
+        'c.yaml:10:64: rule 2 field "matchMode": "glob" is not valid for matchMode; expected one of prefix, exact, pathPrefix, regex',
       ])
       const [syntax] = problems(serializeConfigJson(config).replace('"rules": [', '"rules": [[,'))
       assert.match(syntax ?? '', /^c\.yaml:8:\d+: /)
