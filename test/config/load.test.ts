@@ -3,17 +3,8 @@ import { describe, it } from 'node:test'
 import { parseConfig, parseWithPositions } from '../../src/config/load.ts'
 import type { ProxyConfig } from '../../src/config/schema.ts'
 import { serializeConfig, serializeConfigJson } from '../../src/controller/config-writer.ts'
-import { ConfigError } from '../../src/errors.ts'
+import { problems } from '../helpers/config-problems.ts'
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, 'c.yaml')
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
-    return err.message.split('\n')
-  }
-  assert.fail('expected the config to be rejected')
-}
 
 describe('config loading', () => {
   it('applies the original NanoProxy defaults: port by scheme, http, prefix, no strip, any host', () => {

@@ -3,17 +3,8 @@
 import assert from 'node:assert/strict'
 import { describe, it } from 'node:test'
 import { parseConfig, parseWithPositions } from '../../src/config/load.ts'
-import { ConfigError } from '../../src/errors.ts'
+import { problems } from '../helpers/config-problems.ts'
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, 'c.yaml')
-  } catch (err) {
-    assert.ok(err instanceof ConfigError, `expected ConfigError, got ${String(err)}`)
-    return err.message.split('\n')
-  }
-  assert.fail('expected the config to be rejected')
-}
 
 const UP = 'upstreams:\n  - name: a\n    host: a.example\nrules:\n'
 
